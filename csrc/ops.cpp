@@ -1,0 +1,79 @@
+// gpudist: the op schema, the checks shared by every backend, and the Python module stub.
+#include <Python.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "distance_transform.h"
+
+extern "C" {
+// `import gpudist._C` loads this library, whose static initialisers register the ops.
+PyObject* PyInit__C(void) {
+  static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_C", nullptr, -1, nullptr};
+  return PyModule_Create(&module);
+}
+}
+
+namespace gpudist {
+
+namespace {
+int parse_convention(const std::string& name) {
+  if (name == "edt") return kEdt;
+  if (name == "edt_squared") return kEdtSquared;
+  if (name == "kervadec") return kKervadec;
+  if (name == "sdf") return kSdf;
+  if (name == "unsigned") return kUnsigned;
+  TORCH_CHECK_VALUE(false, "gpudist: unknown convention '", name, "'");
+}
+}  // namespace
+
+Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
+               const std::string& convention, bool black_border, at::ScalarType dtype) {
+  const int64_t nd = static_cast<int64_t>(spacing.size());
+  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
+  TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
+                    " spatial dims, got ", src.dim(), " dims");
+  TORCH_CHECK_VALUE(src.is_contiguous(), "gpudist: src must be contiguous");
+  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
+                    "gpudist: dtype must be float32 or float64");
+  TORCH_CHECK_VALUE(num_classes >= 0, "gpudist: num_classes must be >= 0");
+  const auto st = src.scalar_type();
+  if (num_classes == 0) {
+    TORCH_CHECK_VALUE(st == at::kBool, "gpudist: a mask src must be bool, got ", st);
+  } else {
+    TORCH_CHECK_VALUE(st == at::kByte || st == at::kInt || st == at::kLong,
+                      "gpudist: labels must be uint8, int32 or int64, got ", st);
+  }
+  Plan plan;
+  double scale = 0.0, smallest = INFINITY;
+  for (double s : spacing) {
+    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
+    scale = std::max(scale, s);
+    smallest = std::min(smallest, s);
+  }
+  for (int64_t a = 0; a < nd; ++a) {
+    plan.shape.push_back(src.size(a + 1));
+    const double s = spacing[a] / scale;
+    plan.w.push_back(s * s);
+  }
+  plan.classes = num_classes;
+  plan.items = src.size(0) * std::max<int64_t>(num_classes, 1);
+  plan.fin.convention = parse_convention(convention);
+  plan.fin.scale = scale;
+  plan.fin.shift = 0.5 * smallest;
+  plan.two_sided = is_two_sided(plan.fin.convention);
+  plan.black_border = black_border;
+  plan.out_sizes = src.sizes().vec();
+  if (num_classes > 0) plan.out_sizes.insert(plan.out_sizes.begin() + 1, num_classes);
+  return plan;
+}
+
+}  // namespace gpudist
+
+TORCH_LIBRARY(gpudist, m) {
+  // src: bool mask (B, *spatial) when num_classes == 0, else labels (B, *spatial) -> (B, C, *spatial).
+  m.def(
+      "distance_transform(Tensor src, int num_classes, float[] spacing, str convention, "
+      "bool black_border, ScalarType dtype) -> Tensor");
+}

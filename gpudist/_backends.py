@@ -1,0 +1,72 @@
+"""Which implementation runs a transform: registry and selection of backends.
+
+Every backend is a function with the contract of the op `gpudist::distance_transform`:
+(src, num_classes, spacing, convention, black_border, dtype) -> Tensor, where src is a contiguous
+bool mask (B, *spatial) when num_classes == 0, else labels (B, *spatial) giving (B, C, *spatial).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from . import _extension
+
+Backend = Callable[..., torch.Tensor]
+NAMES = ("extension", "numba", "scipy")
+
+
+def _numba() -> Backend | None:
+    try:
+        from . import _numba_backend
+    except ImportError:  # numba missing or broken
+        return None
+    return _numba_backend.distance_transform
+
+
+def _scipy() -> Backend:
+    from . import _scipy_backend
+
+    return _scipy_backend.distance_transform
+
+
+def available_backends() -> list[str]:
+    """Names of the backends usable in this environment, for `backend=`.
+
+    "extension": the compiled `gpudist._C` (CPU, and CUDA when built with it); "numba": the CPU
+    fallback; "scipy": the float64 reference (any device, through the CPU, slow).
+    """
+    names = []
+    if _extension.AVAILABLE:
+        names.append("extension")
+    if _numba() is not None:
+        names.append("numba")
+    names.append("scipy")
+    return names
+
+
+def resolve(backend: str | None, device: torch.device) -> Backend:
+    """The backend function for `device`: the named one, or the fastest available when None."""
+    if backend is not None and backend not in NAMES:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, NAMES))} or None, "
+                         f"got {backend!r}")
+    if backend == "scipy":
+        return _scipy()
+    if device.type == "cpu":
+        if backend in (None, "extension") and _extension.AVAILABLE:
+            return _extension.distance_transform
+        if backend == "extension":
+            raise RuntimeError(f"backend='extension': gpudist._C is not available "
+                               f"({_extension.LOAD_ERROR}); reinstall gpudist with a C++ compiler")
+        fn = _numba()
+        if fn is None:
+            raise RuntimeError("no CPU backend: gpudist._C is not built and numba is not "
+                               "installed; `pip install numba` or rebuild gpudist")
+        return fn
+    if device.type == "cuda":
+        if backend in (None, "extension") and _extension.has_cuda_kernels():
+            return _extension.distance_transform
+        raise RuntimeError(f"no CUDA backend for {device}: gpudist._C was built without CUDA "
+                           "kernels; rebuild it with a CUDA toolkit and a CUDA build of torch")
+    raise ValueError(f"gpudist runs on CPU and CUDA tensors, got a tensor on {device}")

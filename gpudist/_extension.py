@@ -1,0 +1,59 @@
+"""The compiled extension `gpudist._C`: loading, and the fake kernel of its op for torch.compile."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+
+import torch
+
+try:
+    from . import _C  # noqa: F401  (registers torch.ops.gpudist.*)
+
+    LOAD_ERROR: str | None = None
+except ImportError as exc:  # built with GPUDIST_NO_EXTENSION=1, or the build failed
+    LOAD_ERROR = str(exc)
+
+AVAILABLE = LOAD_ERROR is None
+
+
+def has_cuda_kernels() -> bool:
+    """True when the extension was built with its CUDA kernels."""
+    return AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key(
+        "gpudist::distance_transform", "CUDA"
+    )
+
+
+if AVAILABLE:
+
+    @torch.library.register_fake("gpudist::distance_transform")
+    def _distance_transform_fake(
+        src: torch.Tensor,
+        num_classes: int,
+        spacing: Sequence[float],
+        convention: str,
+        black_border: bool,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
+        sizes = list(src.shape)
+        if num_classes > 0:
+            sizes.insert(1, num_classes)
+        return src.new_empty(sizes, dtype=dtype)
+
+elif LOAD_ERROR and "No module named" not in LOAD_ERROR:
+    warnings.warn(f"gpudist: the compiled extension failed to load ({LOAD_ERROR}); "
+                  "falling back to the numba CPU backend", RuntimeWarning, stacklevel=2)
+
+
+def distance_transform(
+    src: torch.Tensor,
+    num_classes: int,
+    spacing: Sequence[float],
+    convention: str,
+    black_border: bool,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    return torch.ops.gpudist.distance_transform.default(
+        src, num_classes, list(spacing), convention, black_border, dtype
+    )

@@ -1,0 +1,72 @@
+"""Build of gpudist's extension `gpudist._C`.
+
+The CPU kernels are always built. The CUDA kernels are added when a CUDA toolkit and a CUDA build of
+torch are present, or when GPUDIST_FORCE_CUDA=1; no visible GPU is needed. GPUDIST_NO_EXTENSION=1
+skips the extension (gpudist then runs on its numba CPU backend). The torch-free kernel sources in
+csrc/kernels are also shipped as package data (gpudist/kernels) for the CuPy backend's NVRTC.
+"""
+
+import glob
+import os
+import shutil
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNELS = os.path.join("csrc", "kernels")
+
+
+class BuildPyWithKernels(build_py):
+    """Copies csrc/kernels into the built package as gpudist/kernels."""
+
+    def run(self):
+        super().run()
+        target = os.path.join(self.build_lib, "gpudist", "kernels")
+        os.makedirs(target, exist_ok=True)
+        for path in glob.glob(os.path.join(HERE, KERNELS, "*")):
+            shutil.copy(path, target)
+
+
+def extension_modules():
+    if os.getenv("GPUDIST_NO_EXTENSION", "0") == "1":
+        print("gpudist: GPUDIST_NO_EXTENSION=1, building no extension (numba CPU backend only)")
+        return [], {}
+    import torch
+    from torch.utils import cpp_extension
+
+    force_cuda = os.getenv("GPUDIST_FORCE_CUDA", "0") == "1"
+    with_cuda = force_cuda or (torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None)
+    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
+    cxx = ["-O3", "-std=c++17", "-fno-math-errno"]
+    nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
+    define_macros = [("Py_LIMITED_API", "0x030A0000")]
+    if with_cuda:
+        sources += sorted(glob.glob(os.path.join("csrc", "*.cu")))
+        define_macros.append(("WITH_CUDA", None))
+        if not os.getenv("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
+            os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"
+        build = cpp_extension.CUDAExtension
+        extra = {"cxx": cxx, "nvcc": nvcc}
+    else:
+        build = cpp_extension.CppExtension
+        extra = {"cxx": cxx}
+    ext = build(
+        "gpudist._C",
+        sources,
+        include_dirs=[os.path.join(HERE, "csrc")],
+        define_macros=define_macros,
+        extra_compile_args=extra,
+        py_limited_api=True,
+    )
+    return [ext], {"build_ext": cpp_extension.BuildExtension}
+
+
+ext_modules, cmdclass = extension_modules()
+cmdclass["build_py"] = BuildPyWithKernels
+setup(
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
+    package_data={"gpudist": ["kernels/*"]},
+    options={"bdist_wheel": {"py_limited_api": "cp310"}},
+)
