@@ -11,7 +11,8 @@
 
 namespace gpudist {
 
-// Everything the passes need, read off the op's arguments and checked once.
+// Everything the passes need, read off the op's arguments and checked once. src may have any
+// layout; the implementations read it contiguous.
 struct Plan {
   std::vector<index_t> shape;  // spatial extents
   std::vector<double> w;       // per-axis (spacing / scale)^2

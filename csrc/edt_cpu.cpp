@@ -79,10 +79,11 @@ void dispatch_src(const at::Tensor& src, T* out, const Plan& p) {
 
 }  // namespace
 
-at::Tensor distance_transform_cpu(const at::Tensor& src, int64_t num_classes,
+at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes,
                                   at::ArrayRef<double> spacing, const std::string& convention,
                                   bool black_border, at::ScalarType dtype) {
-  TORCH_CHECK_VALUE(src.device().is_cpu(), "gpudist: src must be a CPU tensor here");
+  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
+  const at::Tensor src = src_any.contiguous();
   const Plan plan = make_plan(src, num_classes, spacing, convention, black_border, dtype);
   at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
   if (out.numel() == 0) return out;

@@ -34,7 +34,6 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
   TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
   TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
                     " spatial dims, got ", src.dim(), " dims");
-  TORCH_CHECK_VALUE(src.is_contiguous(), "gpudist: src must be contiguous");
   TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
                     "gpudist: dtype must be float32 or float64");
   TORCH_CHECK_VALUE(num_classes >= 0, "gpudist: num_classes must be >= 0");

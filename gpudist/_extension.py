@@ -1,18 +1,23 @@
-"""The compiled extension `gpudist._C`: loading, and the fake kernel of its op for torch.compile."""
+"""The compiled extension `gpudist._C`: loading, and the fake kernel of its op for torch.compile.
+
+GPUDIST_NO_EXTENSION=1 in the environment, at build time or at import time, leaves it out."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Sequence
 
 import torch
 
-try:
-    from . import _C  # noqa: F401  (registers torch.ops.gpudist.*)
-
-    LOAD_ERROR: str | None = None
-except ImportError as exc:  # built with GPUDIST_NO_EXTENSION=1, or the build failed
-    LOAD_ERROR = str(exc)
+LOAD_ERROR: str | None = None
+if os.environ.get("GPUDIST_NO_EXTENSION", "0") == "1":
+    LOAD_ERROR = "disabled by GPUDIST_NO_EXTENSION=1"
+else:
+    try:
+        from . import _C  # noqa: F401  (registers torch.ops.gpudist.*)
+    except ImportError as exc:  # built with GPUDIST_NO_EXTENSION=1, or the build failed
+        LOAD_ERROR = str(exc)
 
 AVAILABLE = LOAD_ERROR is None
 
@@ -41,7 +46,7 @@ if AVAILABLE:
             sizes.insert(1, num_classes)
         return src.new_empty(sizes, dtype=dtype)
 
-elif LOAD_ERROR and "No module named" not in LOAD_ERROR:
+elif "No module named" not in LOAD_ERROR and "GPUDIST_NO_EXTENSION" not in LOAD_ERROR:
     warnings.warn(f"gpudist: the compiled extension failed to load ({LOAD_ERROR}); "
                   "falling back to the numba CPU backend", RuntimeWarning, stacklevel=2)
 

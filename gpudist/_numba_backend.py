@@ -92,12 +92,14 @@ def _lower_envelope(line, out, w, targets_inside, border_sites, f, v, z):
     for x in range(n):
         if _inside(line[x]) != targets_inside:
             continue
-        while next_z < x:
-            j += 1
-            next_z = z[j + 1] if j < k else math.inf
-        p = v[j]
-        fp = 0.0 if (p < 0 or p >= n) else f[p]
-        g = fp + w * (x - p) * (x - p)
+        g = math.inf  # no site on this line
+        if k >= 0:
+            while next_z < x:
+                j += 1
+                next_z = z[j + 1] if j < k else math.inf
+            p = v[j]
+            fp = 0.0 if (p < 0 or p >= n) else f[p]
+            g = fp + w * (x - p) * (x - p)
         out[x] = -g if targets_inside else g
 
 

@@ -1,0 +1,99 @@
+"""The op's registration: opcheck, fake kernels, torch.compile, and the numba fallback."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import gpudist
+
+needs_extension = pytest.mark.skipif("extension" not in gpudist.available_backends(),
+                                     reason="needs the compiled extension gpudist._C")
+
+
+def sample_args():
+    g = torch.Generator().manual_seed(0)
+    mask = torch.rand(2, 9, 11, generator=g) > 0.4
+    labels = torch.randint(0, 3, (2, 7, 6), generator=g)
+    return [
+        (mask, 0, [1.0, 2.0], "edt", False, torch.float32),
+        (mask, 0, [1.0, 2.0], "edt_squared", True, torch.float64),
+        (mask, 0, [0.5, 2.0], "kervadec", False, torch.float32),
+        (mask[:, 0], 0, [3.0], "sdf", False, torch.float32),
+        (labels, 3, [1.0, 1.5], "unsigned", False, torch.float32),
+        (labels.to(torch.int32), 4, [1.0, 1.5], "kervadec", False, torch.float64),
+    ]
+
+
+@needs_extension
+@pytest.mark.parametrize("args", sample_args(), ids=lambda a: a[3])
+def test_opcheck(args):
+    torch.library.opcheck(torch.ops.gpudist.distance_transform.default, args)
+
+
+@needs_extension
+def test_fake_tensor_shapes():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        labels = torch.empty(2, 5, 6, dtype=torch.int64)
+        out = torch.ops.gpudist.distance_transform(labels, 4, [1.0, 1.0], "kervadec", False,
+                                                   torch.float32)
+        assert out.shape == (2, 4, 5, 6) and out.dtype == torch.float32
+
+
+@needs_extension
+def test_torch_compile_fullgraph_matches_eager():
+    def maps(mask, labels):
+        return (gpudist.edt(mask, (1.0, 0.5), ndim=2),
+                gpudist.signed_distance(mask, 2.0, ndim=2, convention="sdf"),
+                gpudist.labels_to_dist(labels, 3, (1.0, 0.5)))
+
+    g = torch.Generator().manual_seed(1)
+    mask = torch.rand(2, 3, 12, 10, generator=g) > 0.5
+    labels = torch.randint(0, 3, (2, 12, 10), generator=g)
+    compiled = torch.compile(maps, fullgraph=True, backend="aot_eager")
+    for got, expected in zip(compiled(mask, labels), maps(mask, labels)):
+        torch.testing.assert_close(got, expected, rtol=0, atol=0)
+
+
+@needs_extension
+def test_op_rejects_bad_arguments_itself():
+    op = torch.ops.gpudist.distance_transform.default
+    mask = torch.ones(1, 4, dtype=torch.bool)
+    with pytest.raises(ValueError, match="spacing must be positive and finite"):
+        op(mask, 0, [0.0], "edt", False, torch.float32)
+    with pytest.raises(ValueError, match="labels must be < num_classes"):
+        op(torch.tensor([[0, 5]]), 3, [1.0], "kervadec", False, torch.float32)
+    with pytest.raises(ValueError, match="unknown convention"):
+        op(mask, 0, [1.0], "nope", False, torch.float32)
+    with pytest.raises(ValueError, match="a mask src must be bool"):
+        op(mask.float(), 0, [1.0], "edt", False, torch.float32)
+
+
+def test_available_backends_lists_the_reference():
+    names = gpudist.available_backends()
+    assert "scipy" in names and set(names) <= {"extension", "numba", "scipy", "cupy"}
+
+
+def test_numba_fallback_without_extension():
+    code = (
+        "import gpudist, numpy as np\n"
+        "print(gpudist.available_backends())\n"
+        "m = np.ones((5, 6), bool); m[2, 3] = False\n"
+        "print(float(gpudist.edt(m, (1.0, 2.0))[0, 0]))\n"
+    )
+    env = dict(os.environ, GPUDIST_NO_EXTENSION="1")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True, check=True)
+    names, value = result.stdout.strip().splitlines()
+    assert names == "['numba', 'scipy']"
+    assert float(value) == pytest.approx(np.hypot(2.0, 3 * 2.0))
+    with pytest.raises(subprocess.CalledProcessError) as info:
+        subprocess.run([sys.executable, "-c", "import gpudist, torch; "
+                        "gpudist.edt(torch.ones(3), backend='extension')"],
+                       env=env, capture_output=True, text=True, check=True)
+    assert "backend='extension': gpudist._C is not available" in info.value.stderr
