@@ -57,7 +57,11 @@ struct Finalize {
   double shift;  // kSdf only: half a voxel, in physical units
 };
 
+#if defined(__CUDACC_RTC__)  // NVRTC has no __builtin_huge_val
+GD_HD double inf_value() { return __longlong_as_double(0x7ff0000000000000LL); }
+#else
 GD_HD double inf_value() { return __builtin_huge_val(); }
+#endif
 GD_HD bool is_inside(double g) { return signbit(g); }
 
 // The value the last pass writes for an element whose stored value (squared distance g, class in
@@ -152,48 +156,53 @@ GD_HD double meet(index_t p, double fp, index_t q, double fq, double w) {
 // y is a target and 0 otherwise (the nearest element of the other class is y itself). Interior
 // elements of a run of non-targets are skipped as sites: a neighbour of the run is as cheap and
 // nearer to every target. With border_sites, the positions -1 and n are zero-cost sites too.
-// Scratch, each with stride ss: f (n values), v and z (n + 2 values each). Writes the targets only.
+// Scratch, each with stride ss: f (n values), v and z (n + 2 values each). Writes the targets, and
+// the non-targets too (as +0) when zero_others.
 template <typename T>
 GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_stride, index_t n,
-                          double w, bool targets_inside, bool border_sites, double* f, index_t* v,
-                          double* z, index_t ss, const Finalize* fin) {
+                          double w, bool targets_inside, bool border_sites, bool zero_others,
+                          double* f, index_t* v, double* z, index_t ss, const Finalize* fin) {
   const double inf = inf_value();
-  index_t targets = 0;
-  bool prev = !border_sites;  // a missing neighbour keeps an end of the line a site
-  bool cur = n > 0 && is_inside(double(in[0])) == targets_inside;
-  for (index_t x = 0; x < n; ++x) {
-    const bool next = x + 1 < n ? is_inside(double(in[(x + 1) * in_stride])) == targets_inside
-                                : !border_sites;
-    targets += cur;
-    f[x * ss] = cur ? fabs(double(in[x * in_stride])) : (prev || next ? 0.0 : inf);
-    prev = cur;
-    cur = next;
-  }
-  if (targets == 0) return;
-
   index_t k = -1;  // index of the rightmost parabola of the envelope so far
-  for (index_t q = border_sites ? -1 : 0; q <= (border_sites ? n : n - 1); ++q) {
-    const double fq = q < 0 || q >= n ? 0.0 : f[q * ss];
-    if (isinf(fq)) continue;  // no site here
+  // Adds the parabola rooted at q, dropping those it hides everywhere they were lowest.
+  auto push = [&](index_t q, double fq) {
     double s = -inf;
     while (k >= 0) {
       const index_t p = v[k * ss];
-      s = meet(p, p < 0 ? 0.0 : f[p * ss], q, fq, w);
+      s = meet(p, p < 0 || p >= n ? 0.0 : f[p * ss], q, fq, w);
       if (s > z[k * ss]) break;
-      --k;  // parabola p is nowhere lowest once q is in
+      --k;
     }
     if (k < 0) s = -inf;
     ++k;
     v[k * ss] = q;
     z[k * ss] = s;
+  };
+  if (border_sites) push(-1, 0.0);
+  bool any_target = false;
+  bool prev = !border_sites;  // a missing neighbour keeps an end of the line a site
+  bool cur = n > 0 && is_inside(double(in[0])) == targets_inside;
+  for (index_t q = 0; q < n; ++q) {
+    const bool next = q + 1 < n ? is_inside(double(in[(q + 1) * in_stride])) == targets_inside
+                                : !border_sites;
+    any_target |= cur;
+    const double fq = cur ? fabs(double(in[q * in_stride])) : (prev || next ? 0.0 : inf);
+    f[q * ss] = fq;
+    if (!isinf(fq)) push(q, fq);
+    prev = cur;
+    cur = next;
   }
+  if (border_sites) push(n, 0.0);
 
   index_t j = 0;
   double next_z = k > 0 ? z[ss] : inf;  // where the parabola after v[j] takes over
   for (index_t x = 0; x < n; ++x) {
-    const double stored = double(in[x * in_stride]);
-    if (is_inside(stored) != targets_inside) continue;
-    double g = inf;
+    const bool inside = is_inside(double(in[x * in_stride]));
+    if (inside != targets_inside) {
+      if (zero_others) store(out + x * out_stride, 0.0, inside, fin);
+      continue;
+    }
+    double g = inf;  // no site on this line
     if (k >= 0) {
       while (next_z < double(x)) {
         ++j;
@@ -203,23 +212,21 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
       const double dx = double(x - p);
       g = (p < 0 || p >= n ? 0.0 : f[p * ss]) + w * dx * dx;
     }
-    store(out + x * out_stride, g, targets_inside, fin);
+    store(out + x * out_stride, g, inside, fin);
   }
+  (void)any_target;
 }
 
 // One envelope pass over a line: reads the previous pass from `in`, writes this pass to `out`
-// (the two must not overlap). Background elements of a one-sided transform stay +0.
+// (the two must not overlap). Background elements of a one-sided transform become +0.
 template <typename T>
 GD_HD void envelope_line(const T* in, index_t in_stride, T* out, index_t out_stride, index_t n,
                          double w, bool two_sided, bool black_border, double* f, index_t* v,
                          double* z, index_t ss, const Finalize* fin) {
-  lower_envelope(in, in_stride, out, out_stride, n, w, true, black_border, f, v, z, ss, fin);
-  if (two_sided) {
-    lower_envelope(in, in_stride, out, out_stride, n, w, false, false, f, v, z, ss, fin);
-  } else {
-    for (index_t x = 0; x < n; ++x)
-      if (!is_inside(double(in[x * in_stride]))) store(out + x * out_stride, 0.0, false, fin);
-  }
+  lower_envelope(in, in_stride, out, out_stride, n, w, true, black_border, !two_sided, f, v, z,
+                 ss, fin);
+  if (two_sided)
+    lower_envelope(in, in_stride, out, out_stride, n, w, false, false, false, f, v, z, ss, fin);
 }
 
 }  // namespace gpudist
