@@ -7,6 +7,7 @@ bool mask (B, *spatial) when num_classes == 0, else labels (B, *spatial) giving 
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 
 import torch
@@ -14,7 +15,7 @@ import torch
 from . import _extension
 
 Backend = Callable[..., torch.Tensor]
-NAMES = ("extension", "numba", "scipy")
+NAMES = ("extension", "cupy", "numba", "scipy")
 
 
 def _numba() -> Backend | None:
@@ -23,6 +24,14 @@ def _numba() -> Backend | None:
     except ImportError:  # numba missing or broken
         return None
     return _numba_backend.distance_transform
+
+
+def _cupy() -> Backend | None:
+    if importlib.util.find_spec("cupy") is None:
+        return None
+    from . import _cupy_backend
+
+    return _cupy_backend.distance_transform
 
 
 def _scipy() -> Backend:
@@ -34,12 +43,15 @@ def _scipy() -> Backend:
 def available_backends() -> list[str]:
     """Names of the backends usable in this environment, for `backend=`.
 
-    "extension": the compiled `gpudist._C` (CPU, and CUDA when built with it); "numba": the CPU
-    fallback; "scipy": the float64 reference (any device, through the CPU, slow).
+    "extension": the compiled `gpudist._C` (CPU, and CUDA when built with it); "cupy": the same
+    CUDA kernels compiled at run time by CuPy (CUDA only); "numba": the CPU fallback; "scipy": the
+    float64 reference (any device, through the CPU, slow).
     """
     names = []
     if _extension.AVAILABLE:
         names.append("extension")
+    if importlib.util.find_spec("cupy") is not None:
+        names.append("cupy")
     if _numba() is not None:
         names.append("numba")
     names.append("scipy")
@@ -53,6 +65,8 @@ def resolve(backend: str | None, device: torch.device) -> Backend:
                          f"got {backend!r}")
     if backend == "scipy":
         return _scipy()
+    if backend == "cupy" and device.type != "cuda":
+        raise ValueError(f"backend='cupy' runs on CUDA tensors, got a tensor on {device}")
     if device.type == "cpu":
         if backend in (None, "extension") and _extension.AVAILABLE:
             return _extension.distance_transform
@@ -67,6 +81,13 @@ def resolve(backend: str | None, device: torch.device) -> Backend:
     if device.type == "cuda":
         if backend in (None, "extension") and _extension.has_cuda_kernels():
             return _extension.distance_transform
+        if backend in (None, "cupy") and _cupy() is not None:
+            return _cupy()
+        if backend == "cupy":
+            raise RuntimeError("backend='cupy': CuPy is not installed; "
+                               "`pip install gpudist[cupy]` (cupy-cuda13x)")
+        why = "" if backend == "extension" else " and CuPy is not installed"
         raise RuntimeError(f"no CUDA backend for {device}: gpudist._C was built without CUDA "
-                           "kernels; rebuild it with a CUDA toolkit and a CUDA build of torch")
+                           f"kernels{why}; `pip install gpudist[cupy]`, or rebuild gpudist with "
+                           "a CUDA toolkit and a CUDA build of torch")
     raise ValueError(f"gpudist runs on CPU and CUDA tensors, got a tensor on {device}")

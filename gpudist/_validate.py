@@ -34,7 +34,12 @@ def to_torch(x: Any, name: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], 
         if any(s < 0 for s in x.strides):
             x = np.ascontiguousarray(x)
         return torch.from_numpy(x), lambda out: out.numpy()
-    raise TypeError(f"{name} must be a torch.Tensor or a numpy.ndarray, got {type(x).__name__}")
+    if type(x).__module__.split(".")[0] == "cupy":  # zero-copy both ways, no host sync
+        import cupy
+
+        return torch.from_dlpack(x), cupy.from_dlpack
+    raise TypeError(f"{name} must be a torch.Tensor, a numpy.ndarray or a cupy.ndarray, "
+                    f"got {type(x).__name__}")
 
 
 _INT_DTYPES = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,

@@ -224,7 +224,7 @@ def test_bad_arguments(kwargs, error, match):
 @pytest.mark.parametrize("mask,match", [
     (torch.ones(3, 3, dtype=torch.complex64), "mask must hold bool, integer or floating-point"),
     (np.ones((3, 3), dtype=object), "mask must hold bool, integer or floating-point"),
-    ([[1, 0], [0, 1]], "mask must be a torch.Tensor or a numpy.ndarray"),
+    ([[1, 0], [0, 1]], "mask must be a torch.Tensor, a numpy.ndarray or a cupy.ndarray"),
 ])
 def test_bad_mask_types(mask, match):
     with pytest.raises(TypeError, match=match):

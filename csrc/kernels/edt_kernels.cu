@@ -1,0 +1,124 @@
+// gpudist: CUDA kernels of the exact separable Euclidean distance transform.
+//
+// Plain CUDA C (no torch header), compiled by nvcc into the extension (csrc/edt_cuda.cu includes
+// this file) and by NVRTC in the CuPy backend (gpudist/_cupy_backend.py). Every kernel runs the
+// per-line functions of edt_line.cuh, one thread per line, with a grid-stride loop over the lines
+// of a bounded grid.
+//
+// Layout: a volume of `rows` rows, each of n elements along the processed axis times `inner`
+// elements after it (row r, position x, column j at (r * n + x) * inner + j). Line `line` is
+// (r, j) = (line / inner, line % inner): adjacent threads take adjacent columns, so every access
+// to a strided axis (inner > 1) is coalesced. The launchers run pass 1 along the last axis
+// (inner = 1: one line per thread, its reads cached sector by sector) and the envelope passes on
+// the strided axes nd-2 .. 0, the last of which finalizes inline (`finalize`).
+//
+// The envelope needs scratch f, z (doubles) and v (index_t) of n, n + 2 and n + 2 values per
+// thread. They live in one global buffer of envelope_words(n) 8-byte words per thread of the grid,
+// interleaved: value i of thread t at [i * threads + t], so a warp's scratch accesses coalesce.
+#include "edt_line.cuh"
+
+#ifndef GD_BLOCK
+#define GD_BLOCK 128  // threads per block
+#endif
+#ifndef GD_SCRATCH_BYTES
+#define GD_SCRATCH_BYTES (1LL << 30)  // cap on the envelope scratch of one launch
+#endif
+
+namespace gpudist {
+
+constexpr index_t kBlock = GD_BLOCK;
+
+// 8-byte scratch words per thread of an envelope pass over lines of n elements.
+GD_HD index_t envelope_words(index_t n) { return 3 * n + 4; }
+
+// Blocks of kBlock threads for a launch over `lines` lines on a device that holds `resident`
+// threads at once, `words` scratch words per thread: no more threads than lines, resident threads
+// or the scratch budget allows, and at least one block. Shared by every launcher.
+GD_HD index_t launch_blocks(index_t lines, index_t resident, index_t words) {
+  index_t threads = lines < resident ? lines : resident;
+  if (words > 0) {
+    const index_t budget = GD_SCRATCH_BYTES / (8 * words);
+    threads = threads < budget ? threads : budget;
+  }
+  const index_t blocks = (threads + kBlock - 1) / kBlock;
+  return blocks > 0 ? blocks : 1;
+}
+
+// Pass 1 over `lines` lines of out, whose rows are r = item * outer + o. Label maps (classes > 0):
+// item reads src row (item / classes) * outer + o with fg = item % classes; masks (read as bytes)
+// read src row r with fg = 1.
+template <typename L, typename T>
+__device__ void first_pass(const L* src, T* out, index_t n, index_t inner, index_t outer,
+                           index_t lines, index_t classes, double w, int two_sided,
+                           int black_border, int finalize, int convention, double scale,
+                           double shift) {
+  const Finalize fin{convention, scale, shift};
+  const index_t threads = index_t(gridDim.x) * blockDim.x;
+  for (index_t line = index_t(blockIdx.x) * blockDim.x + threadIdx.x; line < lines;
+       line += threads) {
+    const index_t r = line / inner, j = line % inner;
+    const index_t item = r / outer;
+    const index_t src_r = classes ? (item / classes) * outer + r % outer : r;
+    const index_t fg = classes ? item % classes : 1;
+    const L* s = src + src_r * n * inner + j;
+    T* o = out + r * n * inner + j;
+    if (finalize)  // two calls, so that each inlines with a known `fin` (no stack copy of it)
+      first_pass_line(s, inner, fg, o, inner, n, w, two_sided != 0, black_border != 0, &fin);
+    else
+      first_pass_line(s, inner, fg, o, inner, n, w, two_sided != 0, black_border != 0, nullptr);
+  }
+}
+
+// One envelope pass over `lines` lines, from `in` to `out` (distinct buffers).
+template <typename T>
+__device__ void envelope_pass(const T* in, T* out, index_t n, index_t inner, index_t lines,
+                              double w, int two_sided, int black_border, int finalize,
+                              int convention, double scale, double shift, double* scratch) {
+  const Finalize fin{convention, scale, shift};
+  const index_t threads = index_t(gridDim.x) * blockDim.x;
+  const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  double* f = scratch + t;
+  double* z = scratch + n * threads + t;
+  index_t* v = reinterpret_cast<index_t*>(scratch + (2 * n + 2) * threads) + t;
+  for (index_t line = t; line < lines; line += threads) {
+    const index_t base = (line / inner) * n * inner + line % inner;
+    if (finalize)
+      envelope_line(in + base, inner, out + base, inner, n, w, two_sided != 0, black_border != 0,
+                    f, v, z, threads, &fin);
+    else
+      envelope_line(in + base, inner, out + base, inner, n, w, two_sided != 0, black_border != 0,
+                    f, v, z, threads, nullptr);
+  }
+}
+
+}  // namespace gpudist
+
+// Explicit instantiations under plain C names (NVRTC looks them up as written): src type
+// u8 (also bool masks) / i32 / i64, output f32 / f64.
+#define GD_FIRST_PASS(NAME, L, T)                                                              \
+  extern "C" __global__ void NAME(const L* src, T* out, long long n, long long inner,           \
+                                  long long outer, long long lines, long long classes, double w, \
+                                  int two_sided, int black_border, int finalize, int convention, \
+                                  double scale, double shift) {                                  \
+    gpudist::first_pass(src, out, n, inner, outer, lines, classes, w, two_sided, black_border,   \
+                        finalize, convention, scale, shift);                                     \
+  }
+GD_FIRST_PASS(gd_first_pass_u8_f32, unsigned char, float)
+GD_FIRST_PASS(gd_first_pass_i32_f32, int, float)
+GD_FIRST_PASS(gd_first_pass_i64_f32, long long, float)
+GD_FIRST_PASS(gd_first_pass_u8_f64, unsigned char, double)
+GD_FIRST_PASS(gd_first_pass_i32_f64, int, double)
+GD_FIRST_PASS(gd_first_pass_i64_f64, long long, double)
+#undef GD_FIRST_PASS
+
+#define GD_ENVELOPE(NAME, T)                                                                   \
+  extern "C" __global__ void NAME(const T* in, T* out, long long n, long long inner,          \
+                                  long long lines, double w, int two_sided, int black_border, \
+                                  int finalize, int convention, double scale, double shift,   \
+                                  double* scratch) {                                          \
+    gpudist::envelope_pass(in, out, n, inner, lines, w, two_sided, black_border, finalize,     \
+                           convention, scale, shift, scratch);                                 \
+  }
+GD_ENVELOPE(gd_envelope_f32, float)
+GD_ENVELOPE(gd_envelope_f64, double)
+#undef GD_ENVELOPE

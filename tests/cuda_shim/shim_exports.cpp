@@ -1,0 +1,9 @@
+// The kernels of edt_kernels.cu as a ctypes-loadable library, plus its launch geometry.
+#include "cuda_shim.h"
+#include "edt_kernels.cu"
+
+extern "C" long long shim_launch_blocks(long long lines, long long resident, long long words) {
+  return gpudist::launch_blocks(lines, resident, words);
+}
+extern "C" long long shim_envelope_words(long long n) { return gpudist::envelope_words(n); }
+extern "C" long long shim_block() { return gpudist::kBlock; }

@@ -1,0 +1,169 @@
+"""GPU tests: the CUDA backends ("extension" built with CUDA, "cupy") against the scipy reference.
+
+Marked `cuda`; skipped, with the reason shown, where torch sees no CUDA device.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+
+import gpudist
+from gpudist import _extension, _scipy_backend
+
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not torch.cuda.is_available(),
+                       reason="no CUDA device (torch.cuda.is_available() is False)"),
+]
+
+CONVENTIONS = ("edt", "edt_squared", "kervadec", "sdf", "unsigned")
+HAS_CUPY = importlib.util.find_spec("cupy") is not None
+
+
+def _op(backend: str):
+    if backend == "extension":
+        if not _extension.has_cuda_kernels():
+            pytest.skip("gpudist._C was built without CUDA kernels")
+        return torch.ops.gpudist.distance_transform.default
+    if not HAS_CUPY:
+        pytest.skip("CuPy is not installed (pip install gpudist[cupy])")
+    from gpudist import _cupy_backend
+
+    return _cupy_backend.distance_transform_cupy
+
+
+BACKENDS = ("extension", "cupy")
+
+
+def _poison_allocator() -> None:
+    """Fills freed blocks of torch's caching allocator with NaN, so unwritten outputs show."""
+    blocks = [torch.full((1 << k,), float("nan"), device="cuda") for k in range(7, 27)]
+    del blocks
+
+
+def _check(op, src, num_classes=0, spacing=None, convention="edt", black_border=False,
+           dtype=torch.float32):
+    spacing = list(spacing or (1.0,) * (src.dim() - 1))
+    _poison_allocator()
+    out = op(src, num_classes, spacing, convention, black_border, dtype)
+    ref = _scipy_backend.distance_transform(src.cpu(), num_classes, spacing, convention,
+                                            black_border, torch.float64)
+    assert out.device == src.device and out.dtype == dtype and out.is_contiguous()
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.cpu().double(), ref, rtol=tol, atol=tol,
+                               msg=lambda m: f"{tuple(src.shape)} {convention} {spacing} "
+                                             f"border={black_border} {dtype}: {m}")
+
+
+SHAPES = [(4, 300), (3, 1, 1), (5, 33, 130), (2, 128, 129), (2, 17, 9, 40), (1, 3, 5, 7, 9)]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_random_masks(backend, shape):
+    op = _op(backend)
+    g = torch.Generator().manual_seed(len(shape) * 1000 + shape[-1])
+    spacing = (0.3 + 2.5 * torch.rand(len(shape) - 1, generator=g, dtype=torch.float64)).tolist()
+    for density in (0.5, 0.95):
+        mask = (torch.rand(shape, generator=g) < density).cuda()
+        for convention in CONVENTIONS:
+            for dtype in (torch.float32, torch.float64):
+                _check(op, mask, 0, spacing, convention, False, dtype)
+                if convention.startswith("edt"):
+                    _check(op, mask, 0, spacing, convention, True, dtype)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("label_dtype", [torch.uint8, torch.int32, torch.int64])
+def test_labels(backend, label_dtype):
+    op = _op(backend)
+    labels = torch.randint(0, 3, (2, 40, 33, 7), generator=torch.Generator().manual_seed(1))
+    for convention in ("kervadec", "sdf", "unsigned"):
+        _check(op, labels.to(label_dtype).cuda(), 4, (1.0, 2.5, 0.7), convention)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_nasty(backend):
+    op = _op(backend)
+    single = torch.zeros(1, 31, 1, 67, dtype=torch.bool)
+    single[0, 30, 0, 0] = True
+    cases = [torch.zeros(2, 8, 9, dtype=torch.bool), torch.ones(2, 8, 9, dtype=torch.bool),
+             torch.ones(1, 1000, dtype=torch.bool), single, ~single]
+    for mask in cases:
+        for convention in CONVENTIONS:
+            _check(op, mask.cuda(), 0, None, convention, False)
+            if convention.startswith("edt"):
+                _check(op, mask.cuda(), 0, None, convention, True)
+    strided = (torch.rand(2, 30, 40, generator=torch.Generator().manual_seed(5)) < 0.5)
+    _check(op, strided.cuda().transpose(1, 2), 0, (1.0, 2.0), "sdf")  # any layout
+    empty = op(torch.zeros(0, 5, 6, dtype=torch.bool, device="cuda"), 0, [1.0, 1.0], "edt",
+               False, torch.float32)
+    assert empty.shape == (0, 5, 6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_large_anisotropic(backend):
+    """Big enough for a bounded grid and the scratch budget; exact at scale (REFERENCE.md 6)."""
+    op = _op(backend)
+    mask = (torch.rand(1, 160, 192, 224, generator=torch.Generator().manual_seed(2)) < 0.99).cuda()
+    _check(op, mask, 0, (2.5, 1.0, 0.7), "edt")
+    _check(op, mask, 0, (2.5, 1.0, 0.7), "sdf")
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_public_api(backend):
+    _op(backend)
+    mask = torch.rand(3, 2, 20, 30, device="cuda") < 0.6
+    out = gpudist.signed_distance(mask, (1.0, 0.5), ndim=2, convention="sdf", backend=backend)
+    ref = gpudist.signed_distance(mask.cpu(), (1.0, 0.5), ndim=2, convention="sdf",
+                                  backend="scipy")
+    torch.testing.assert_close(out.cpu(), ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_torch_compile(backend):
+    op = _op(backend)
+    mask = torch.rand(2, 24, 40, device="cuda") < 0.5
+
+    def fn(m):
+        return op(m, 0, [1.0, 2.0], "kervadec", False, torch.float32) * 2
+
+    compiled = torch.compile(fn, fullgraph=True)
+    torch.testing.assert_close(compiled(mask), fn(mask))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_non_default_stream(backend):
+    op = _op(backend)
+    stream = torch.cuda.Stream()
+    mask = torch.rand(4, 64, 96, device="cuda") < 0.9
+    torch.cuda.synchronize()
+    with torch.cuda.stream(stream):
+        if backend == "cupy":
+            from gpudist import _cupy_backend
+
+            assert _cupy_backend._stream(mask.device).ptr == stream.cuda_stream
+        busy = torch.randn(4096, 4096, device="cuda") @ torch.randn(4096, 4096, device="cuda")
+        out = op(mask, 0, [1.0, 1.0], "edt", False, torch.float32)
+    stream.synchronize()
+    del busy
+    ref = _scipy_backend.distance_transform(mask.cpu(), 0, [1.0, 1.0], "edt", False, torch.float64)
+    torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.skipif(not HAS_CUPY, reason="CuPy is not installed (pip install gpudist[cupy])")
+def test_cupy_zero_copy():
+    import cupy
+
+    from gpudist import _cupy_backend
+
+    t = torch.rand(3, 5, device="cuda")
+    assert _cupy_backend._as_cupy(t).data.ptr == t.data_ptr()
+    arr = cupy.asarray(torch.rand(2, 30, 40, device="cuda") < 0.5)
+    out = gpudist.edt(arr, ndim=2)  # CuPy in, CuPy out, on the device
+    assert isinstance(out, cupy.ndarray)
+    ref = gpudist.edt(torch.as_tensor(arr, device="cuda").cpu(), ndim=2, backend="scipy")
+    torch.testing.assert_close(torch.as_tensor(out, device="cuda").cpu(), ref)

@@ -1,0 +1,229 @@
+"""Checks of the CUDA kernel source that need no GPU.
+
+- nvcc compiles every kernel file for sm_80 and sm_90 with warnings as errors and no register spill;
+- NVRTC (cuda.bindings, the compiler CuPy uses) compiles the CuPy backend's exact source + options;
+- a CPU shim: g++ builds edt_kernels.cu with stand-ins for the CUDA built-ins, and the CuPy
+  backend's launch plan (the same geometry and pass order as the extension's launcher) runs on it,
+  thread by thread, compared with scipy.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sysconfig
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from gpudist import _cupy_backend, _scipy_backend
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KERNELS = os.path.join(ROOT, "csrc", "kernels")
+KERNEL_FILES = sorted(glob.glob(os.path.join(KERNELS, "*.cu")))
+SHIM = os.path.join(ROOT, "tests", "cuda_shim")
+ARCHS = ("sm_80", "sm_90")
+
+
+def _nvcc() -> str | None:
+    return shutil.which("nvcc") or next(
+        (p for p in ("/usr/local/cuda/bin/nvcc",) if os.path.exists(p)), None)
+
+
+@pytest.mark.skipif(_nvcc() is None, reason="nvcc not found (install a CUDA toolkit)")
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("path", KERNEL_FILES, ids=os.path.basename)
+def test_nvcc_compiles_without_warnings_or_spills(path, arch, tmp_path):
+    cmd = [_nvcc(), "-cubin", f"-arch={arch}", "-std=c++17", "-O3", "-Xptxas", "-v", "-Werror",
+           "all-warnings", "-o", str(tmp_path / "k.cubin"), path]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    log = run.stdout + run.stderr
+    assert run.returncode == 0, log
+    spills = [int(s) for s in re.findall(r"(\d+) bytes spill stores", log)]
+    assert spills, f"no ptxas report in:\n{log}"
+    assert not any(spills), f"register spills:\n{log}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_nvcc() is None, reason="nvcc not found (install a CUDA toolkit)")
+def test_nvcc_compiles_torch_launcher(tmp_path):
+    """csrc/edt_cuda.cu (host and device code) against this torch's headers, as setup.py builds it.
+    A CPU torch wheel lacks the generated header c10/cuda/impl/cuda_cmake_macros.h: stubbed."""
+    from torch.utils import cpp_extension
+
+    includes = cpp_extension.include_paths()
+    macros = os.path.join("c10", "cuda", "impl", "cuda_cmake_macros.h")
+    if not any(os.path.exists(os.path.join(d, macros)) for d in includes):
+        (tmp_path / os.path.dirname(macros)).mkdir(parents=True)
+        (tmp_path / macros).write_text("#pragma once\n")
+        includes = [str(tmp_path)] + includes
+    cmd = [_nvcc(), "-c", "-arch=sm_90", "-O3", "-std=c++17", "--expt-relaxed-constexpr",
+           "-DWITH_CUDA", f"-I{os.path.join(ROOT, 'csrc')}",
+           f"-I{sysconfig.get_paths()['include']}", *(f"-I{d}" for d in includes),
+           "-o", str(tmp_path / "edt_cuda.o"), os.path.join(ROOT, "csrc", "edt_cuda.cu")]
+    run = subprocess.run(cmd, capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _nvrtc():
+    try:
+        from cuda.bindings import nvrtc
+    except ImportError:
+        return None
+    return nvrtc
+
+
+@pytest.mark.skipif(_nvrtc() is None, reason="cuda.bindings not installed "
+                    "(pip install cuda-bindings nvidia-cuda-nvrtc)")
+@pytest.mark.parametrize("arch", ARCHS)
+def test_nvrtc_compiles_cupy_source(arch):
+    nvrtc = _nvrtc()
+    source, options = _cupy_backend.kernel_source()
+    err, prog = nvrtc.nvrtcCreateProgram(source.encode(), b"edt_kernels.cu", 0, [], [])
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
+    opts = [o.encode() for o in options] + [f"--gpu-architecture={arch}".encode()]
+    (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+    _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+    log = b" " * size
+    nvrtc.nvrtcGetProgramLog(prog, log)
+    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode()
+    assert "warning" not in log.decode(), log.decode()
+    _, size = nvrtc.nvrtcGetCUBINSize(prog)
+    cubin = b" " * size
+    nvrtc.nvrtcGetCUBIN(prog, cubin)
+    for src in ("u8", "i32", "i64"):
+        for out in ("f32", "f64"):
+            assert f"gd_first_pass_{src}_{out}".encode() in cubin
+    assert b"gd_envelope_f32" in cubin and b"gd_envelope_f64" in cubin
+
+
+# --- CPU shim ---------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def shim(tmp_path_factory):
+    cxx = shutil.which("g++")
+    if cxx is None:
+        pytest.skip("g++ not found")
+    lib = tmp_path_factory.mktemp("shim") / "libshim.so"
+    subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
+                    f"-DGD_BLOCK={_cupy_backend.BLOCK}", f"-I{KERNELS}", "-o", str(lib),
+                    os.path.join(SHIM, "shim_exports.cpp")], check=True)
+    return ctypes.CDLL(str(lib))
+
+
+class _Dim3(ctypes.Structure):
+    _fields_ = [("x", ctypes.c_uint), ("y", ctypes.c_uint), ("z", ctypes.c_uint)]
+
+
+_CTYPES = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float64: ctypes.c_double}
+
+
+def _run_shim(lib, src: torch.Tensor, num_classes: int, spacing, convention: str,
+              black_border: bool, dtype: torch.dtype, resident: int) -> torch.Tensor:
+    """The CuPy backend's launches, run thread by thread on the CPU build of the kernels."""
+    launches, words = _cupy_backend.launch_plan(src.shape, src.dtype, num_classes, spacing,
+                                                convention, black_border, dtype, resident)
+    sizes = _cupy_backend._out_sizes(src, num_classes)
+    src_np = np.ascontiguousarray(src.numpy())
+    buffers = {"src": src_np,  # outputs and scratch start poisoned with NaN
+               "out": np.full(sizes, np.nan, dtype=str(dtype).removeprefix("torch.")),
+               "scratch": np.full(max(words, 1), np.nan)}
+    buffers["tmp"] = np.full_like(buffers["out"], np.nan)
+    block, grid = (_Dim3.in_dll(lib, name) for name in ("blockDim", "gridDim"))
+    block_idx, thread_idx = (_Dim3.in_dll(lib, name) for name in ("blockIdx", "threadIdx"))
+    block.x = _cupy_backend.BLOCK
+    for launch in launches:
+        args = [ctypes.c_void_p(buffers[a].ctypes.data) if isinstance(a, str)
+                else _CTYPES[type(a)](a.item()) for a in launch.args]
+        kernel = getattr(lib, launch.kernel)
+        grid.x = launch.blocks
+        for b in range(launch.blocks):
+            block_idx.x = b
+            for t in range(_cupy_backend.BLOCK):
+                thread_idx.x = t
+                kernel(*args)
+    return torch.from_numpy(buffers["out"])
+
+
+def _check(lib, src, num_classes=0, spacing=None, convention="edt", black_border=False,
+           dtype=torch.float32, resident=256):
+    spacing = spacing or (1.0,) * (src.dim() - 1)
+    out = _run_shim(lib, src, num_classes, spacing, convention, black_border, dtype, resident)
+    ref = _scipy_backend.distance_transform(src, num_classes, spacing, convention, black_border,
+                                            torch.float64)
+    tol = 1e-6 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol, equal_nan=False,
+                               msg=lambda m: f"{tuple(src.shape)} {convention} {spacing} "
+                                             f"border={black_border} {dtype}: {m}")
+
+
+def test_shim_geometry_matches_python(shim):
+    assert shim.shim_block() == _cupy_backend.BLOCK
+    for n in (1, 7, 512, 10**6):
+        assert shim.shim_envelope_words(ctypes.c_longlong(n)) == _cupy_backend.envelope_words(n)
+    for lines in (1, 127, 128, 129, 10**5, 10**9):
+        for resident in (1, 256, 270336):
+            for words in (0, 4, 1540, 10**7):
+                got = shim.shim_launch_blocks(ctypes.c_longlong(lines), ctypes.c_longlong(resident),
+                                              ctypes.c_longlong(words))
+                assert got == _cupy_backend.launch_blocks(lines, resident, words)
+
+
+SHAPES = [(3, 127), (2, 129), (1, 1), (2, 1, 130), (2, 9, 1), (3, 17, 33), (1, 40, 129),
+          (2, 5, 6, 7), (1, 13, 1, 11), (1, 3, 4, 5, 6)]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("convention", ["edt", "edt_squared", "kervadec", "sdf", "unsigned"])
+def test_shim_masks(shim, shape, convention):
+    g = torch.Generator().manual_seed(zlib.crc32(repr((shape, convention)).encode()))
+    nd = len(shape) - 1
+    spacing = tuple((0.3 + 2.5 * torch.rand(nd, generator=g, dtype=torch.float64)).tolist())
+    mask = torch.rand(shape, generator=g) < 0.7
+    for dtype in (torch.float32, torch.float64):
+        _check(shim, mask, spacing=spacing, convention=convention, dtype=dtype)
+        if convention.startswith("edt"):
+            _check(shim, mask, spacing=spacing, convention=convention, black_border=True,
+                   dtype=dtype)
+
+
+@pytest.mark.parametrize("resident", [1, 128, 129, 10**6])
+def test_shim_grid_stride(shim, resident):
+    mask = torch.rand((3, 21, 140), generator=torch.Generator().manual_seed(resident)) < 0.8
+    _check(shim, mask, spacing=(1.7, 0.6), convention="sdf", resident=resident)
+
+
+@pytest.mark.parametrize("label_dtype", [torch.uint8, torch.int32, torch.int64])
+def test_shim_labels(shim, label_dtype):
+    g = torch.Generator().manual_seed(7)
+    labels = torch.randint(0, 4, (2, 12, 9, 5), generator=g).to(label_dtype)
+    line = torch.randint(0, 3, (3, 130), generator=g).to(label_dtype)
+    for convention in ("kervadec", "sdf", "unsigned"):
+        _check(shim, labels, num_classes=5, spacing=(1.0, 2.5, 0.7), convention=convention)
+        _check(shim, line, num_classes=3, spacing=(0.5,), convention=convention)
+
+
+def test_shim_nasty(shim):
+    cases = [torch.zeros(2, 5, 6, dtype=torch.bool), torch.ones(2, 5, 6, dtype=torch.bool),
+             torch.ones(1, 200, dtype=torch.bool)]
+    single = torch.zeros(1, 9, 8, 7, dtype=torch.bool)
+    single[0, 4, 0, 6] = True
+    cases += [single, ~single]
+    for mask in cases:
+        for convention in ("edt", "edt_squared", "kervadec", "sdf", "unsigned"):
+            for border in (False, True) if convention.startswith("edt") else (False,):
+                _check(shim, mask, convention=convention, black_border=border)
+
+
+def test_shim_anisotropic_precision(shim):
+    """The parabola intersections must be exact at scale (REFERENCE.md section 6)."""
+    g = torch.Generator().manual_seed(3)
+    mask = torch.rand((1, 64, 96, 80), generator=g) < 0.97
+    _check(shim, mask, spacing=(2.5, 1.0, 0.7), convention="edt", resident=4096)
