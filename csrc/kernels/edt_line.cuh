@@ -193,6 +193,7 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
     cur = next;
   }
   if (border_sites) push(n, 0.0);
+  if (!any_target && !zero_others) return;
 
   index_t j = 0;
   double next_z = k > 0 ? z[ss] : inf;  // where the parabola after v[j] takes over
@@ -214,7 +215,6 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
     }
     store(out + x * out_stride, g, inside, fin);
   }
-  (void)any_target;
 }
 
 // One envelope pass over a line: reads the previous pass from `in`, writes this pass to `out`
