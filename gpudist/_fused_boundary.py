@@ -1,0 +1,105 @@
+"""The fused boundary loss from logits: softmax, product with the level-set maps and the per-sample
+mean as one custom op, `gpudist::boundary_loss_from_logits`.
+
+For logits z (B, C, *spatial), maps phi of the same shape, p = softmax(z, dim=1), a class subset
+`idc` and N = len(idc) * prod(spatial), the op returns per-sample losses
+
+    l_b = sum_{k in idc, v} p_bkv phi_bkv / N                                  shape (B,)
+
+and its backward computes, for every class k (not only those in idc),
+
+    dl_b/dz_bkv = p_bkv (phi_bkv [k in idc] - sum_{c in idc} p_bcv phi_bcv) / N
+    dl_b/dphi_bkv = p_bkv [k in idc] / N
+
+from the logits and maps alone: autograd saves only those two inputs (no new memory) and the
+softmax is recomputed in the backward, where the unfused expression keeps the softmax output (and,
+for a class subset, copies of the selected operands) alive between forward and backward.
+
+Memory: the forward's only full-size temporary is the softmax (the sums are batched dot products);
+the backward overwrites its recomputed softmax with the gradient, class plane by class plane, so it
+also needs one full-size buffer plus a few (B, *spatial) planes, where the unfused backward holds
+three full-size tensors at once.
+
+Arithmetic is float32 (float64 for float64 logits); the loss has that dtype and each gradient the
+dtype of its input. Forward and backward are plain torch ops, so the op runs on any device; under
+create_graph=True the backward switches to an out-of-place form, so it is itself differentiable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+OP_NAME = "gpudist::boundary_loss_from_logits"
+
+
+def acc_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The accumulation dtype for inputs of `dtype`: float64 stays float64, the rest use float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _numel_per_sample(logits: torch.Tensor, idc: Sequence[int]) -> int:
+    """N = len(idc) * prod(spatial), the number of terms averaged per sample."""
+    return len(idc) * logits[0, 0].numel()
+
+
+@torch.library.custom_op(OP_NAME, mutates_args=())
+def boundary_loss_from_logits(logits: torch.Tensor, phi: torch.Tensor,
+                              idc: list[int]) -> torch.Tensor:
+    """Per-sample boundary loss (B,) of softmax(logits, 1) against maps phi; see the module doc."""
+    acc = acc_dtype(logits.dtype)
+    p = torch.softmax(logits, dim=1, dtype=acc).flatten(2)
+    # (B, C) sums over the voxels as batched dot products (no product tensor), then over idc.
+    per_class = torch.einsum("bcv,bcv->bc", p, phi.to(acc).flatten(2))
+    index = torch.tensor(list(idc), device=logits.device)
+    return per_class.index_select(1, index).sum(dim=1) / _numel_per_sample(logits, idc)
+
+
+@boundary_loss_from_logits.register_fake
+def _(logits: torch.Tensor, phi: torch.Tensor, idc: list[int]) -> torch.Tensor:
+    torch._check(logits.dim() >= 3, lambda: "logits must be (B, C, *spatial)")
+    torch._check(phi.shape == logits.shape, lambda: "phi must have the shape of logits")
+    return logits.new_empty((logits.shape[0],), dtype=acc_dtype(logits.dtype))
+
+
+def _setup_context(ctx, inputs, output) -> None:
+    logits, phi, idc = inputs
+    ctx.save_for_backward(logits, phi)
+    ctx.idc = list(idc)
+
+
+def _backward(ctx, grad_out: torch.Tensor):
+    logits, phi = ctx.saved_tensors
+    idc = ctx.idc
+    acc = acc_dtype(logits.dtype)
+    # g_b / N, shaped to broadcast over one class plane (B, *spatial).
+    scale = (grad_out.to(acc) / _numel_per_sample(logits, idc)).reshape(
+        (-1,) + (1,) * (logits.dim() - 2))
+    p = torch.softmax(logits, dim=1, dtype=acc)
+    phi_dtype, phi = phi.dtype, phi.to(acc)
+    grad_phi = None
+    if ctx.needs_input_grad[1]:
+        grad_phi = torch.zeros_like(p)
+        for c in idc:
+            grad_phi[:, c] = p[:, c] * scale
+        grad_phi = grad_phi.to(phi_dtype)
+    if not ctx.needs_input_grad[0]:
+        return None, grad_phi, None
+    if torch.is_grad_enabled():  # create_graph=True: out of place, so the graph stays valid
+        in_idc = torch.tensor([float(k in idc) for k in range(logits.shape[1])], dtype=acc,
+                              device=logits.device).view((1, -1) + (1,) * (logits.dim() - 2))
+        g = phi * in_idc * scale.unsqueeze(1)
+        return (p * (g - (p * g).sum(dim=1, keepdim=True))).to(logits.dtype), grad_phi, None
+    # Class by class, so that the only full-size buffer is p, overwritten by the result:
+    # s = sum_{c in idc} p_c phi_c, then dz_k = p_k (phi_k [k in idc] - s) g_b / N.
+    s = p[:, idc[0]] * phi[:, idc[0]]
+    for c in idc[1:]:
+        s.addcmul_(p[:, c], phi[:, c])
+    neg_s = s.mul_(scale).neg_()
+    for k in range(logits.shape[1]):
+        p[:, k].mul_(torch.addcmul(neg_s, phi[:, k], scale) if k in idc else neg_s)
+    return p.to(logits.dtype), grad_phi, None
+
+
+boundary_loss_from_logits.register_autograd(_backward, setup_context=_setup_context)
