@@ -9,6 +9,7 @@ csrc/kernels are also shipped as package data (gpudist/kernels) for the CuPy bac
 import glob
 import os
 import shutil
+import sys
 
 from setuptools import setup
 from setuptools.command.build_py import build_py
@@ -38,7 +39,10 @@ def extension_modules():
     force_cuda = os.getenv("GPUDIST_FORCE_CUDA", "0") == "1"
     with_cuda = force_cuda or (torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None)
     sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
-    cxx = ["-O3", "-std=c++17", "-fno-math-errno"]
+    # at::parallel_for is an inline `#pragma omp parallel` in torch's headers: without -fopenmp the
+    # CPU kernels would run on one thread. The link resolves to the libgomp.so.1 torch loads.
+    openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
+    cxx = ["-O3", "-std=c++17", "-fno-math-errno"] + openmp
     nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
     define_macros = [("Py_LIMITED_API", "0x030A0000")]
     if with_cuda:
@@ -57,6 +61,7 @@ def extension_modules():
         include_dirs=[os.path.join(HERE, "csrc")],
         define_macros=define_macros,
         extra_compile_args=extra,
+        extra_link_args=openmp,
         py_limited_api=True,
     )
     return [ext], {"build_ext": cpp_extension.BuildExtension}
