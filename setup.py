@@ -42,7 +42,7 @@ def extension_modules():
     # at::parallel_for is an inline `#pragma omp parallel` in torch's headers: without -fopenmp the
     # CPU kernels would run on one thread. The link resolves to the libgomp.so.1 torch loads.
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
-    cxx = ["-O3", "-std=c++17", "-fno-math-errno"] + openmp
+    cxx = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math"] + openmp
     nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
     define_macros = [("Py_LIMITED_API", "0x030A0000")]
     if with_cuda:

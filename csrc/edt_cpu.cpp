@@ -1,11 +1,12 @@
 // gpudist: CPU implementation of `gpudist::distance_transform`.
 //
-// Pass 1 runs along the last (contiguous) axis, one line at a time. Every other axis is strided, so
-// its lines are processed in tiles of kTile adjacent lines: the tile's n rows of kTile contiguous
-// values are copied into a small buffer (cache friendly, prefetchable), the envelope runs on each
-// of its lines there, and the result rows are copied back. Tiles are spread over
-// at::parallel_for's threads (torch.set_num_threads). The last pass finalizes (square root,
-// convention) whole tiles at once, where it vectorises.
+// Pass 1 runs along axis 0 of each item, kTile adjacent lines at a time in lockstep
+// (first_pass_lanes), which vectorises across the lines. The envelope passes follow: along the
+// middle axes, whose lines are strided, in tiles of kTile adjacent lines whose n rows are copied
+// into a small buffer (cache friendly, prefetchable), processed there and copied back; then along
+// the last, contiguous axis one line at a time, finalizing it (square root, convention) as a whole
+// span, where that vectorises. Work is spread over at::parallel_for's threads
+// (torch.set_num_threads).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
@@ -20,50 +21,83 @@ namespace {
 constexpr index_t kTile = 16;
 
 template <typename T, typename L>
-void run_passes(const L* src, T* out, const Plan& p) {
+void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
   const int nd = static_cast<int>(p.shape.size());
-  const index_t n_last = p.shape[nd - 1];
-  index_t rows = 1;  // lines along the last axis in one item
-  for (int a = 0; a + 1 < nd; ++a) rows *= p.shape[a];
+  const index_t n = p.shape[0], inner = volume / n;
+  const index_t tiles = (inner + kTile - 1) / kTile;
+  at::parallel_for(0, p.items * tiles, 1, [&](index_t begin, index_t end) {
+    for (index_t t = begin; t < end; ++t) {
+      const index_t item = t / tiles, j0 = (t % tiles) * kTile;
+      const index_t m = std::min(kTile, inner - j0);
+      const index_t fg = p.classes ? item % p.classes : 1;
+      const L* s = src + (p.classes ? item / p.classes : item) * volume + j0;
+      T* o = out + item * volume + j0;
+      if (m == kTile) {
+        first_pass_lanes<kTile>(s, inner, fg, o, inner, n, p.w[0], p.two_sided, p.black_border);
+      } else {
+        for (index_t j = 0; j < m; ++j)
+          first_pass_line(s + j, inner, fg, o + j, inner, n, p.w[0], p.two_sided, p.black_border,
+                          nullptr);
+      }
+      if (nd == 1) finalize_span(o, n, p.fin);  // then inner == 1: o is the item's line
+    }
+  });
+}
 
-  at::parallel_for(0, p.items * rows, std::max<index_t>(1, 32768 / n_last),
+template <typename T>
+void strided_envelope_pass(T* out, const Plan& p, int a) {
+  const int nd = static_cast<int>(p.shape.size());
+  const index_t n = p.shape[a];
+  index_t inner = 1, outer = p.items;
+  for (int b = a + 1; b < nd; ++b) inner *= p.shape[b];
+  for (int b = 0; b < a; ++b) outer *= p.shape[b];
+  const index_t tiles = (inner + kTile - 1) / kTile;
+  at::parallel_for(0, outer * tiles, 1, [&](index_t begin, index_t end) {
+    std::vector<T> tile_in(n * kTile), tile_out(n * kTile);
+    std::vector<double> f(n + 2), z(n + 2);
+    std::vector<index_t> v(n + 2);
+    for (index_t t = begin; t < end; ++t) {
+      const index_t o = t / tiles, j0 = (t % tiles) * kTile;
+      const index_t m = std::min(kTile, inner - j0);
+      T* base = out + o * n * inner + j0;
+      for (index_t i = 0; i < n; ++i)
+        std::memcpy(tile_in.data() + i * m, base + i * inner, m * sizeof(T));
+      for (index_t j = 0; j < m; ++j)
+        envelope_line(tile_in.data() + j, m, tile_out.data() + j, m, n, p.w[a], p.two_sided,
+                      p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
+      for (index_t i = 0; i < n; ++i)
+        std::memcpy(base + i * inner, tile_out.data() + i * m, m * sizeof(T));
+    }
+  });
+}
+
+template <typename T>
+void last_envelope_pass(T* out, const Plan& p, index_t volume) {
+  const int nd = static_cast<int>(p.shape.size());
+  const index_t n = p.shape[nd - 1];
+  at::parallel_for(0, p.items * (volume / n), std::max<index_t>(1, 4096 / n),
                    [&](index_t begin, index_t end) {
-                     for (index_t line = begin; line < end; ++line) {
-                       const index_t item = line / rows, r = line % rows;
-                       const index_t src_item = p.classes ? item / p.classes : item;
-                       const index_t fg = p.classes ? item % p.classes : 1;
-                       first_pass_line(src + (src_item * rows + r) * n_last, 1, fg,
-                                       out + line * n_last, 1, n_last, p.w[nd - 1], p.two_sided,
-                                       p.black_border, nullptr);
-                       if (nd == 1) finalize_span(out + line * n_last, n_last, p.fin);
+                     std::vector<T> line(n);
+                     std::vector<double> f(n + 2), z(n + 2);
+                     std::vector<index_t> v(n + 2);
+                     for (index_t l = begin; l < end; ++l) {
+                       T* o = out + l * n;
+                       std::memcpy(line.data(), o, n * sizeof(T));
+                       envelope_line(line.data(), 1, o, 1, n, p.w[nd - 1], p.two_sided,
+                                     p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
+                       finalize_span(o, n, p.fin);
                      }
                    });
+}
 
-  for (int a = nd - 2; a >= 0; --a) {
-    const index_t n = p.shape[a];
-    index_t inner = 1, outer = p.items;
-    for (int b = a + 1; b < nd; ++b) inner *= p.shape[b];
-    for (int b = 0; b < a; ++b) outer *= p.shape[b];
-    const index_t tiles_per_outer = (inner + kTile - 1) / kTile;
-    at::parallel_for(0, outer * tiles_per_outer, 1, [&](index_t begin, index_t end) {
-      std::vector<T> tile_in(n * kTile), tile_out(n * kTile);
-      std::vector<double> f(n), z(n + 2);
-      std::vector<index_t> v(n + 2);
-      for (index_t t = begin; t < end; ++t) {
-        const index_t o = t / tiles_per_outer, j0 = (t % tiles_per_outer) * kTile;
-        const index_t m = std::min(kTile, inner - j0);
-        T* base = out + o * n * inner + j0;
-        for (index_t i = 0; i < n; ++i)
-          std::memcpy(tile_in.data() + i * m, base + i * inner, m * sizeof(T));
-        for (index_t j = 0; j < m; ++j)
-          envelope_line(tile_in.data() + j, m, tile_out.data() + j, m, n, p.w[a], p.two_sided,
-                        p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
-        if (a == 0) finalize_span(tile_out.data(), n * m, p.fin);
-        for (index_t i = 0; i < n; ++i)
-          std::memcpy(base + i * inner, tile_out.data() + i * m, m * sizeof(T));
-      }
-    });
-  }
+template <typename T, typename L>
+void run_passes(const L* src, T* out, const Plan& p) {
+  const int nd = static_cast<int>(p.shape.size());
+  index_t volume = 1;
+  for (index_t s : p.shape) volume *= s;
+  first_pass(src, out, p, volume);
+  for (int a = 1; a + 1 < nd; ++a) strided_envelope_pass(out, p, a);
+  if (nd > 1) last_envelope_pass(out, p, volume);
 }
 
 template <typename T>

@@ -50,7 +50,7 @@ def kernel_source() -> tuple[str, tuple[str, ...]]:
 
 # Launch geometry: mirrors launch_blocks / envelope_words of edt_kernels.cu.
 def envelope_words(n: int) -> int:
-    return 3 * n + 4
+    return 3 * n + 6
 
 
 def launch_blocks(lines: int, resident: int, words: int) -> int:

@@ -12,8 +12,8 @@
 // (inner = 1: one line per thread, its reads cached sector by sector) and the envelope passes on
 // the strided axes nd-2 .. 0, the last of which finalizes inline (`finalize`).
 //
-// The envelope needs scratch f, z (doubles) and v (index_t) of n, n + 2 and n + 2 values per
-// thread. They live in one global buffer of envelope_words(n) 8-byte words per thread of the grid,
+// The envelope needs scratch f, z (doubles) and v (index_t) of n + 2 values each per thread.
+// They live in one global buffer of envelope_words(n) 8-byte words per thread of the grid,
 // interleaved: value i of thread t at [i * threads + t], so a warp's scratch accesses coalesce.
 #include "edt_line.cuh"
 
@@ -29,7 +29,7 @@ namespace gpudist {
 constexpr index_t kBlock = GD_BLOCK;
 
 // 8-byte scratch words per thread of an envelope pass over lines of n elements.
-GD_HD index_t envelope_words(index_t n) { return 3 * n + 4; }
+GD_HD index_t envelope_words(index_t n) { return 3 * n + 6; }
 
 // Blocks of kBlock threads for a launch over `lines` lines on a device that holds `resident`
 // threads at once, `words` scratch words per thread: no more threads than lines, resident threads
@@ -78,8 +78,8 @@ __device__ void envelope_pass(const T* in, T* out, index_t n, index_t inner, ind
   const index_t threads = index_t(gridDim.x) * blockDim.x;
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   double* f = scratch + t;
-  double* z = scratch + n * threads + t;
-  index_t* v = reinterpret_cast<index_t*>(scratch + (2 * n + 2) * threads) + t;
+  double* z = scratch + (n + 2) * threads + t;
+  index_t* v = reinterpret_cast<index_t*>(scratch + (2 * n + 4) * threads) + t;
   for (index_t line = t; line < lines; line += threads) {
     const index_t base = (line / inner) * n * inner + line % inner;
     if (finalize)

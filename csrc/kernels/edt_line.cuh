@@ -5,7 +5,7 @@
 // (NVRTC). Every function works on one line of a volume, addressed by a base pointer and a stride.
 //
 // The transform is separable (Saito & Toriwaki 1994; Meijster et al. 2000):
-//   1. first_pass_line() along one axis: 1-D squared distance from each element to the nearest
+//   1. first_pass_lanes() along one axis: 1-D squared distance from each element to the nearest
 //      element of the opposite class (or to the nearest background element),
 //   2. envelope_line() along every other axis: the lower envelope of the parabolas
 //      f(y) + w (x - y)^2 (Felzenszwalb & Huttenlocher 2012), with w = spacing^2 of that axis,
@@ -62,7 +62,8 @@ GD_HD double inf_value() { return __longlong_as_double(0x7ff0000000000000LL); }
 #else
 GD_HD double inf_value() { return __builtin_huge_val(); }
 #endif
-GD_HD bool is_inside(double g) { return signbit(g); }
+template <typename T>
+GD_HD bool is_inside(T g) { return signbit(g); }
 
 // The value the last pass writes for an element whose stored value (squared distance g, class in
 // the sign bit) is `stored`, under convention C.
@@ -72,7 +73,7 @@ GD_HD T finalize_as(T stored, T scale, T shift) {
   if (C == kEdtSquared) return g * scale * scale;
   const T d = sqrt(g) * scale;
   if (C == kEdt) return d;
-  const bool inside = is_inside(double(stored));
+  const bool inside = is_inside(stored);
   T v = d;
   if (C == kKervadec) v = inside ? T(1) - d : d;
   if (C == kSdf) v = inside ? shift - d : d - shift;
@@ -115,35 +116,68 @@ GD_HD void store(T* out, double g, bool inside, const Finalize* fin) {
   *out = fin ? finalize(v, *fin) : v;
 }
 
-// First pass over one line of n elements: element x belongs to the foreground when
-// src[x * src_stride] == fg (a mask holds 0/1 with fg = 1; labels hold class indices). With black_border the positions -1 and n are background.
-// w = spacing^2 of this axis. Writes n values to out[x * out_stride].
+// First pass over kLanes adjacent lines of n elements in lockstep (element x of lane j at
+// x * stride + j), so that a CPU vectorises across lanes; the GPU runs one lane per thread.
+// Element x belongs to the foreground when src[x * src_stride] == fg (a mask holds 0/1 with fg = 1;
+// labels hold class indices). With black_border the positions -1 and n are background.
+// w = spacing^2 of this axis. Writes n values per lane to out[x * out_stride]. The loops blend
+// with 0/1 factors instead of branching (that is what lets them vectorise); "none seen yet" is the
+// finite kNone, whose square overflows to +inf.
+template <int kLanes, typename L, typename T>
+GD_HD void first_pass_lanes(const L* __restrict__ src, index_t src_stride, index_t fg,
+                            T* __restrict__ out, index_t out_stride, index_t n, double w,
+                            bool two_sided, bool black_border) {
+  const double kNone = 1e300;
+  const double other_class = two_sided ? 1.0 : 0.0;  // one-sided: background elements get 0
+  const L fg_l = L(fg);  // compared in L, which vectorises; a class L cannot hold is absent
+  const double fits = index_t(fg_l) == fg;
+  // Forward sweep: distance (in elements) to the nearest element of the other class on the left,
+  // from one counter per class of the elements since that class was last seen.
+  double since_bg[kLanes], since_fg[kLanes];
+  for (int j = 0; j < kLanes; ++j) {
+    since_bg[j] = black_border ? 0.0 : kNone;
+    since_fg[j] = kNone;
+  }
+  for (index_t x = 0; x < n; ++x) {
+    const L* s = src + x * src_stride;
+    T* o = out + x * out_stride;
+    for (int j = 0; j < kLanes; ++j) {
+      const double inside = double(s[j] == fg_l) * fits;
+      const double bg = since_bg[j] + 1.0, fg_ = since_fg[j] + 1.0;
+      o[j] = T(inside * bg + (1.0 - inside) * fg_);
+      since_bg[j] = inside * bg;
+      since_fg[j] = (1.0 - inside) * fg_;
+    }
+  }
+  // Backward sweep: the same on the right, then the square of the nearer one, signed.
+  for (int j = 0; j < kLanes; ++j) {
+    since_bg[j] = black_border ? 0.0 : kNone;
+    since_fg[j] = kNone;
+  }
+  for (index_t x = n - 1; x >= 0; --x) {
+    const L* s = src + x * src_stride;
+    T* o = out + x * out_stride;
+    for (int j = 0; j < kLanes; ++j) {
+      const double inside = double(s[j] == fg_l) * fits;
+      const double bg = since_bg[j] + 1.0, fg_ = since_fg[j] + 1.0;
+      const double right = inside * bg + (1.0 - inside) * fg_;
+      since_bg[j] = inside * bg;
+      since_fg[j] = (1.0 - inside) * fg_;
+      const double left = double(o[j]);
+      const double d = (left < right ? left : right) * (inside + (1.0 - inside) * other_class);
+      o[j] = T(w * d * d * (1.0 - 2.0 * inside));
+    }
+  }
+}
+
+// First pass over one line (see first_pass_lanes), finalized when it is the last pass (fin).
 template <typename L, typename T>
 GD_HD void first_pass_line(const L* src, index_t src_stride, index_t fg, T* out, index_t out_stride,
                            index_t n, double w, bool two_sided, bool black_border,
                            const Finalize* fin) {
-  const index_t none = index_t(1) << 62;  // position offset meaning "no such element"
-  // Forward sweep: distance (in elements) to the nearest element of the other class on the left.
-  index_t last_bg = black_border ? -1 : -none, last_fg = -none;
-  for (index_t x = 0; x < n; ++x) {
-    const bool inside = index_t(src[x * src_stride]) == fg;
-    const index_t other = inside ? last_bg : last_fg;
-    last_fg = inside ? x : last_fg;
-    last_bg = inside ? last_bg : x;
-    out[x * out_stride] = T(x - other);
-  }
-  // Backward sweep: the same on the right, then the square of the nearer one.
-  index_t next_bg = black_border ? n : none, next_fg = none;
-  for (index_t x = n - 1; x >= 0; --x) {
-    const bool inside = index_t(src[x * src_stride]) == fg;
-    const index_t other = inside ? next_bg : next_fg;
-    next_fg = inside ? x : next_fg;
-    next_bg = inside ? next_bg : x;
-    double d = double(out[x * out_stride]);
-    d = d < double(other - x) ? d : double(other - x);
-    const double g = !(inside || two_sided) ? 0.0 : d > double(n) ? inf_value() : w * d * d;
-    store(out + x * out_stride, g, inside, fin);
-  }
+  first_pass_lanes<1>(src, src_stride, fg, out, out_stride, n, w, two_sided, black_border);
+  if (fin)
+    for (index_t x = 0; x < n; ++x) out[x * out_stride] = finalize(out[x * out_stride], *fin);
 }
 
 // Abscissa where the parabola rooted at q (cost fq) drops below the one rooted at p < q.
@@ -156,8 +190,9 @@ GD_HD double meet(index_t p, double fp, index_t q, double fq, double w) {
 // y is a target and 0 otherwise (the nearest element of the other class is y itself). Interior
 // elements of a run of non-targets are skipped as sites: a neighbour of the run is as cheap and
 // nearer to every target. With border_sites, the positions -1 and n are zero-cost sites too.
-// Scratch, each with stride ss: f (n values), v and z (n + 2 values each). Writes the targets, and
-// the non-targets too (as +0) when zero_others.
+// Scratch for the envelope's parabolas, n + 2 values each with stride ss: roots v, costs f and
+// z, where each takes over from the previous one. Writes the targets, and the non-targets too (as
+// +0) when zero_others.
 template <typename T>
 GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_stride, index_t n,
                           double w, bool targets_inside, bool border_sites, bool zero_others,
@@ -169,26 +204,30 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
     double s = -inf;
     while (k >= 0) {
       const index_t p = v[k * ss];
-      s = meet(p, p < 0 || p >= n ? 0.0 : f[p * ss], q, fq, w);
+      s = meet(p, f[k * ss], q, fq, w);
       if (s > z[k * ss]) break;
       --k;
     }
     if (k < 0) s = -inf;
     ++k;
     v[k * ss] = q;
+    f[k * ss] = fq;
     z[k * ss] = s;
   };
   if (border_sites) push(-1, 0.0);
   bool any_target = false;
   bool prev = !border_sites;  // a missing neighbour keeps an end of the line a site
-  bool cur = n > 0 && is_inside(double(in[0])) == targets_inside;
+  bool cur = n > 0 && is_inside(in[0]) == targets_inside;
   for (index_t q = 0; q < n; ++q) {
-    const bool next = q + 1 < n ? is_inside(double(in[(q + 1) * in_stride])) == targets_inside
+    const bool next = q + 1 < n ? is_inside(in[(q + 1) * in_stride]) == targets_inside
                                 : !border_sites;
     any_target |= cur;
-    const double fq = cur ? fabs(double(in[q * in_stride])) : (prev || next ? 0.0 : inf);
-    f[q * ss] = fq;
-    if (!isinf(fq)) push(q, fq);
+    if (cur) {
+      const double fq = fabs(double(in[q * in_stride]));
+      if (!isinf(fq)) push(q, fq);  // inf: no element of the other class on this line yet
+    } else if (prev || next) {
+      push(q, 0.0);
+    }
     prev = cur;
     cur = next;
   }
@@ -198,7 +237,7 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
   index_t j = 0;
   double next_z = k > 0 ? z[ss] : inf;  // where the parabola after v[j] takes over
   for (index_t x = 0; x < n; ++x) {
-    const bool inside = is_inside(double(in[x * in_stride]));
+    const bool inside = is_inside(in[x * in_stride]);
     if (inside != targets_inside) {
       if (zero_others) store(out + x * out_stride, 0.0, inside, fin);
       continue;
@@ -209,9 +248,8 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
         ++j;
         next_z = j < k ? z[(j + 1) * ss] : inf;
       }
-      const index_t p = v[j * ss];
-      const double dx = double(x - p);
-      g = (p < 0 || p >= n ? 0.0 : f[p * ss]) + w * dx * dx;
+      const double dx = double(x - v[j * ss]);
+      g = f[j * ss] + w * dx * dx;
     }
     store(out + x * out_stride, g, inside, fin);
   }
