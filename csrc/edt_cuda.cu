@@ -53,7 +53,8 @@ void run_passes(const L* src, at::Tensor& out, const Plan& p) {
   index_t n = p.shape[nd - 1];
   index_t lines = p.items * (volume / n);
   const auto first_pass = first_pass_kernel(src, buffer(0));
-  first_pass<<<static_cast<unsigned>(launch_blocks(lines, resident, 0)), kBlock, 0, stream>>>(
+  const auto first_blocks = blocks_for(launch_slots(lines, resident, 0));
+  first_pass<<<static_cast<unsigned>(first_blocks), kBlock, 0, stream>>>(
       src, buffer(0), n, 1, volume / n, lines, p.classes, p.w[nd - 1], p.two_sided,
       p.black_border, nd == 1, fin.convention, fin.scale, fin.shift);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -63,8 +64,8 @@ void run_passes(const L* src, at::Tensor& out, const Plan& p) {
   index_t words = 0;
   for (int a = nd - 2; a >= 0; --a) {
     const index_t n_a = p.shape[a], per_thread = envelope_words(n_a);
-    words = std::max(words, launch_blocks(p.items * (volume / n_a), resident, per_thread) *
-                                kBlock * per_thread);
+    words = std::max(words, launch_slots(p.items * (volume / n_a), resident, per_thread) *
+                                per_thread);
   }
   at::Tensor scratch = at::empty({words}, out.options().dtype(at::kDouble));
 
@@ -74,9 +75,10 @@ void run_passes(const L* src, at::Tensor& out, const Plan& p) {
     index_t inner = 1;
     for (int b = a + 1; b < nd; ++b) inner *= p.shape[b];
     const auto envelope = envelope_kernel(buffer(pass));
-    const auto blocks = launch_blocks(lines, resident, envelope_words(n));
-    envelope<<<static_cast<unsigned>(blocks), kBlock, 0, stream>>>(
-        buffer(pass - 1), buffer(pass), n, inner, lines, p.w[a], p.two_sided, p.black_border,
+    const auto slots = launch_slots(lines, resident, envelope_words(n));
+    envelope<<<static_cast<unsigned>(blocks_for(slots)), kBlock, 0, stream>>>(
+        buffer(pass - 1), buffer(pass), n, inner, lines, slots, p.w[a], p.two_sided,
+        p.black_border,
         a == 0, fin.convention, fin.scale, fin.shift, scratch.data_ptr<double>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }

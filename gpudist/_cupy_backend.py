@@ -48,16 +48,20 @@ def kernel_source() -> tuple[str, tuple[str, ...]]:
     return source, NVRTC_OPTIONS
 
 
-# Launch geometry: mirrors launch_blocks / envelope_words of edt_kernels.cu.
+# Launch geometry: mirrors envelope_words / launch_slots / blocks_for of edt_kernels.cu.
 def envelope_words(n: int) -> int:
     return 3 * n + 6
 
 
-def launch_blocks(lines: int, resident: int, words: int) -> int:
-    threads = min(lines, resident)
+def launch_slots(lines: int, resident: int, words: int) -> int:
+    slots = min(lines, resident)
     if words > 0:
-        threads = min(threads, SCRATCH_BYTES // (8 * words))
-    return max(1, -(-threads // BLOCK))
+        slots = min(slots, SCRATCH_BYTES // (8 * words))
+    return max(1, slots)
+
+
+def blocks_for(slots: int) -> int:
+    return -(-slots // BLOCK)
 
 
 @dataclass(frozen=True)
@@ -94,19 +98,21 @@ def launch_plan(src_shape: Sequence[int], src_dtype: torch.dtype, num_classes: i
     n = shape[-1]
     lines = items * volume // n
     launches = [Launch(
-        f"gd_first_pass_{SRC_CODES[src_dtype]}_{out_code}", launch_blocks(lines, resident, 0),
+        f"gd_first_pass_{SRC_CODES[src_dtype]}_{out_code}",
+        blocks_for(launch_slots(lines, resident, 0)),
         ("src", buffers[0], np.int64(n), np.int64(1), np.int64(volume // n), np.int64(lines),
          np.int64(num_classes), np.float64(w[-1]), two_sided, border, np.int32(nd == 1)) + fin)]
     scratch = 0
     for p, a in enumerate(range(nd - 2, -1, -1), start=1):
         n = shape[a]
         lines = items * volume // n
-        blocks = launch_blocks(lines, resident, envelope_words(n))
-        scratch = max(scratch, blocks * BLOCK * envelope_words(n))
+        slots = launch_slots(lines, resident, envelope_words(n))
+        scratch = max(scratch, slots * envelope_words(n))
         launches.append(Launch(
-            f"gd_envelope_{out_code}", blocks,
+            f"gd_envelope_{out_code}", blocks_for(slots),
             (buffers[p - 1], buffers[p], np.int64(n), np.int64(math.prod(shape[a + 1:])),
-             np.int64(lines), np.float64(w[a]), two_sided, border, np.int32(a == 0)) + fin
+             np.int64(lines), np.int64(slots), np.float64(w[a]), two_sided, border,
+             np.int32(a == 0)) + fin
             + ("scratch",)))
     return launches, scratch
 

@@ -115,7 +115,10 @@ def shim(tmp_path_factory):
     subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
                     f"-DGD_BLOCK={_cupy_backend.BLOCK}", f"-I{KERNELS}", "-o", str(lib),
                     os.path.join(SHIM, "shim_exports.cpp")], check=True)
-    return ctypes.CDLL(str(lib))
+    library = ctypes.CDLL(str(lib))
+    for name in ("shim_launch_slots", "shim_blocks_for", "shim_envelope_words", "shim_block"):
+        getattr(library, name).restype = ctypes.c_longlong
+    return library
 
 
 class _Dim3(ctypes.Structure):
@@ -171,9 +174,14 @@ def test_shim_geometry_matches_python(shim):
     for lines in (1, 127, 128, 129, 10**5, 10**9):
         for resident in (1, 256, 270336):
             for words in (0, 4, 1540, 10**7):
-                got = shim.shim_launch_blocks(ctypes.c_longlong(lines), ctypes.c_longlong(resident),
-                                              ctypes.c_longlong(words))
-                assert got == _cupy_backend.launch_blocks(lines, resident, words)
+                slots = shim.shim_launch_slots(ctypes.c_longlong(lines),
+                                               ctypes.c_longlong(resident), ctypes.c_longlong(words))
+                assert slots == _cupy_backend.launch_slots(lines, resident, words)
+                assert 1 <= slots <= max(1, min(lines, resident))
+                if words:  # the scratch of the working threads stays within the budget
+                    assert slots == 1 or slots * words * 8 <= 1 << 30
+                assert (shim.shim_blocks_for(ctypes.c_longlong(slots))
+                        == _cupy_backend.blocks_for(slots))
 
 
 SHAPES = [(3, 127), (2, 129), (1, 1), (2, 1, 130), (2, 9, 1), (3, 17, 33), (1, 40, 129),

@@ -12,9 +12,9 @@
 // (inner = 1: one line per thread, its reads cached sector by sector) and the envelope passes on
 // the strided axes nd-2 .. 0, the last of which finalizes inline (`finalize`).
 //
-// The envelope needs scratch f, z (doubles) and v (index_t) of n + 2 values each per thread.
-// They live in one global buffer of envelope_words(n) 8-byte words per thread of the grid,
-// interleaved: value i of thread t at [i * threads + t], so a warp's scratch accesses coalesce.
+// The envelope needs scratch f, z (double) and v (index_t) of n + 2 values each per working thread.
+// They live in one global buffer of envelope_words(n) 8-byte words per working thread (`slots`),
+// interleaved: value i of thread t at [i * slots + t], so a warp's scratch accesses coalesce.
 #include "edt_line.cuh"
 
 #ifndef GD_BLOCK
@@ -31,18 +31,21 @@ constexpr index_t kBlock = GD_BLOCK;
 // 8-byte scratch words per thread of an envelope pass over lines of n elements.
 GD_HD index_t envelope_words(index_t n) { return 3 * n + 6; }
 
-// Blocks of kBlock threads for a launch over `lines` lines on a device that holds `resident`
-// threads at once, `words` scratch words per thread: no more threads than lines, resident threads
-// or the scratch budget allows, and at least one block. Shared by every launcher.
-GD_HD index_t launch_blocks(index_t lines, index_t resident, index_t words) {
-  index_t threads = lines < resident ? lines : resident;
+// Threads that work in a launch over `lines` lines on a device that holds `resident` threads at
+// once, with `words` scratch words each (0: none): no more than the lines, the resident threads or
+// the scratch budget allow, and at least one. The envelope's scratch holds slots * words words;
+// the launch has blocks_for(slots) blocks and its threads from `slots` on do nothing. Shared by
+// every launcher.
+GD_HD index_t launch_slots(index_t lines, index_t resident, index_t words) {
+  index_t slots = lines < resident ? lines : resident;
   if (words > 0) {
     const index_t budget = GD_SCRATCH_BYTES / (8 * words);
-    threads = threads < budget ? threads : budget;
+    slots = slots < budget ? slots : budget;
   }
-  const index_t blocks = (threads + kBlock - 1) / kBlock;
-  return blocks > 0 ? blocks : 1;
+  return slots > 0 ? slots : 1;
 }
+
+GD_HD index_t blocks_for(index_t slots) { return (slots + kBlock - 1) / kBlock; }
 
 // Pass 1 over `lines` lines of out, whose rows are r = item * outer + o. Label maps (classes > 0):
 // item reads src row (item / classes) * outer + o with fg = item % classes; masks (read as bytes)
@@ -69,25 +72,27 @@ __device__ void first_pass(const L* src, T* out, index_t n, index_t inner, index
   }
 }
 
-// One envelope pass over `lines` lines, from `in` to `out` (distinct buffers).
+// One envelope pass over `lines` lines, from `in` to `out` (distinct buffers), by the first
+// `slots` threads of the grid.
 template <typename T>
 __device__ void envelope_pass(const T* in, T* out, index_t n, index_t inner, index_t lines,
-                              double w, int two_sided, int black_border, int finalize,
-                              int convention, double scale, double shift, double* scratch) {
+                              index_t slots, double w, int two_sided, int black_border,
+                              int finalize, int convention, double scale, double shift,
+                              double* scratch) {
   const Finalize fin{convention, scale, shift};
-  const index_t threads = index_t(gridDim.x) * blockDim.x;
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t >= slots) return;
   double* f = scratch + t;
-  double* z = scratch + (n + 2) * threads + t;
-  index_t* v = reinterpret_cast<index_t*>(scratch + (2 * n + 4) * threads) + t;
-  for (index_t line = t; line < lines; line += threads) {
+  double* z = scratch + (n + 2) * slots + t;
+  index_t* v = reinterpret_cast<index_t*>(scratch + (2 * n + 4) * slots) + t;
+  for (index_t line = t; line < lines; line += slots) {
     const index_t base = (line / inner) * n * inner + line % inner;
     if (finalize)
       envelope_line(in + base, inner, out + base, inner, n, w, two_sided != 0, black_border != 0,
-                    f, v, z, threads, &fin);
+                    f, v, z, slots, &fin);
     else
       envelope_line(in + base, inner, out + base, inner, n, w, two_sided != 0, black_border != 0,
-                    f, v, z, threads, nullptr);
+                    f, v, z, slots, nullptr);
   }
 }
 
@@ -113,11 +118,11 @@ GD_FIRST_PASS(gd_first_pass_i64_f64, long long, double)
 
 #define GD_ENVELOPE(NAME, T)                                                                   \
   extern "C" __global__ void NAME(const T* in, T* out, long long n, long long inner,          \
-                                  long long lines, double w, int two_sided, int black_border, \
-                                  int finalize, int convention, double scale, double shift,   \
-                                  double* scratch) {                                          \
-    gpudist::envelope_pass(in, out, n, inner, lines, w, two_sided, black_border, finalize,     \
-                           convention, scale, shift, scratch);                                 \
+                                  long long lines, long long slots, double w, int two_sided,  \
+                                  int black_border, int finalize, int convention,             \
+                                  double scale, double shift, double* scratch) {              \
+    gpudist::envelope_pass(in, out, n, inner, lines, slots, w, two_sided, black_border,        \
+                           finalize, convention, scale, shift, scratch);                       \
   }
 GD_ENVELOPE(gd_envelope_f32, float)
 GD_ENVELOPE(gd_envelope_f64, double)

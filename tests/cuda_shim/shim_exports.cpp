@@ -2,8 +2,9 @@
 #include "cuda_shim.h"
 #include "edt_kernels.cu"
 
-extern "C" long long shim_launch_blocks(long long lines, long long resident, long long words) {
-  return gpudist::launch_blocks(lines, resident, words);
+extern "C" long long shim_launch_slots(long long lines, long long resident, long long words) {
+  return gpudist::launch_slots(lines, resident, words);
 }
+extern "C" long long shim_blocks_for(long long slots) { return gpudist::blocks_for(slots); }
 extern "C" long long shim_envelope_words(long long n) { return gpudist::envelope_words(n); }
 extern "C" long long shim_block() { return gpudist::kBlock; }
