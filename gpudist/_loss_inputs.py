@@ -13,6 +13,7 @@ from typing import Literal
 import torch
 
 from ._fused_boundary import acc_dtype
+from ._validate import index_labels
 
 REDUCTIONS = ("mean", "sum", "none")
 Reduction = Literal["mean", "sum", "none"]
@@ -112,9 +113,9 @@ def decode_target(target: object, pred: torch.Tensor) -> tuple[TargetKind, torch
         return ("float" if target.is_floating_point() else "mask"), target
     integer = not target.is_floating_point() and target.dtype != torch.bool
     if integer and target.shape == (batch, *spatial):
-        return "labels", target
+        return "labels", index_labels(target)
     if integer and channels > 1 and target.shape == (batch, 1, *spatial):
-        return "labels", target[:, 0]
+        return "labels", index_labels(target[:, 0])
     raise ValueError(f"target must have pred's shape {tuple(pred.shape)}, or be integer labels of "
                      f"shape {(batch, *spatial)}, got {target.dtype} of shape "
                      f"{tuple(target.shape)}")

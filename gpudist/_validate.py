@@ -58,6 +58,12 @@ def check_integer_dtype(x: torch.Tensor, name: str) -> None:
         raise TypeError(f"{name} must hold integer class indices, got {x.dtype}")
 
 
+def index_labels(x: torch.Tensor) -> torch.Tensor:
+    """Labels as uint8, int32 or int64 (the types the kernels read; torch lacks reductions and
+    comparisons for its other unsigned types), converting any other integer type to int64."""
+    return x if x.dtype in (torch.uint8, torch.int32, torch.int64) else x.to(torch.int64)
+
+
 def spatial_ndim(x: torch.Tensor, ndim: int | None, name: str) -> int:
     """The number of trailing spatial dims: `ndim`, or all of x's dims when None."""
     if ndim is None:

@@ -24,6 +24,7 @@ from ._validate import (
     check_integer_dtype,
     check_mask_dtype,
     choice,
+    index_labels,
     output_dtype,
     spacing_tuple,
     spatial_ndim,
@@ -81,11 +82,13 @@ def signed_distance(mask: Array, spacing: Any = None, *, ndim: int | None = None
 
     With D(v) the distance from voxel v to the nearest voxel of the other class:
 
-    - "kervadec" (Kervadec et al. 2019, `one_hot2dist`): D outside the mask, 1 - D inside, so the
-      object's own boundary voxels are 0, the next layer -1 (the 1 is in units of `spacing`).
+    - "kervadec" (Kervadec et al. 2019, `one_hot2dist`): D outside the mask, 1 - D inside. With
+      unit spacing the object's own boundary voxels are 0, the next layer -1, and so on; the 1 is
+      in units of `spacing`, so with other spacings the boundary values are 1 - spacing.
     - "sdf": D - h/2 outside and -(D - h/2) inside, h = the smallest spacing: negative inside,
-      positive outside; voxels on either side of the interface get -h/2 and +h/2, so the zero
-      level lies on the interface halfway between voxel centres.
+      positive outside. Across the interface along an axis of spacing h the two voxels get -h/2
+      and +h/2 and the zero level lies halfway between them (along a coarser axis of spacing s,
+      +-(s - h/2)).
     - "unsigned": D everywhere, i.e. EDT(mask) + EDT(~mask) (the field of MONAI's
       HausdorffDTLoss).
 
@@ -160,6 +163,7 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
     if x.dim() < 2:
         raise ValueError(f"labels must be (B, *spatial) with at least one spatial dim, "
                          f"got shape {tuple(x.shape)}")
+    x = index_labels(x)
     if validate and not torch.compiler.is_compiling() and x.numel():
         lo, hi = int(x.min()), int(x.max())
         if lo < 0:
@@ -167,8 +171,6 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
         if hi >= num_classes:
             raise ValueError(f"num_classes ({num_classes}) must be greater than the largest "
                              f"label ({hi})")
-    if x.dtype not in (torch.uint8, torch.int32, torch.int64):
-        x = x.to(torch.int64)
     sp = spacing_tuple(spacing, x.dim() - 1)
     out = _run(x.contiguous(), num_classes, sp, convention, False,
                output_dtype(dtype, torch.empty(0)), backend)

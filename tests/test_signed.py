@@ -110,7 +110,8 @@ def test_one_hot_and_labels_agree_with_per_class_reference(backend, convention):
             assert_close_map(from_labels[b, c], REFERENCES[convention](oh[b, c], spacing))
 
 
-@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+                                   torch.uint16, torch.uint32, torch.uint64])
 def test_label_dtypes(backend, dtype):
     labels = torch.randint(0, 4, (3, 10, 9), generator=torch.Generator().manual_seed(15))
     expected = gpudist.labels_to_dist(labels, 4, backend=backend)
