@@ -66,6 +66,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 import torch
 
+from ._surface import diagonal
 from ._surface_distances import Directed, surface_distances
 from ._validate import check_mask_dtype, choice, output_dtype, spacing_tuple, to_torch
 
@@ -234,15 +235,15 @@ def _tolerance_rows(tolerance: Any, batch: int, classes: int,
     return row.repeat(batch)
 
 
-def _empty_value(empty_distance: Any, diagonal: torch.Tensor) -> torch.Tensor:
+def _empty_value(empty_distance: Any, image_diagonal: torch.Tensor) -> torch.Tensor:
     """(N,) float64 value of a distance metric when exactly one mask is empty."""
     if empty_distance == "inf":
-        return torch.full_like(diagonal, math.inf)
+        return torch.full_like(image_diagonal, math.inf)
     if empty_distance == "diagonal":
-        return diagonal
+        return image_diagonal
     if (isinstance(empty_distance, numbers.Real) and not isinstance(empty_distance, bool)
             and empty_distance >= 0):
-        return torch.full_like(diagonal, float(empty_distance))
+        return torch.full_like(image_diagonal, float(empty_distance))
     raise ValueError(f"empty_distance must be 'inf', 'diagonal' or a number >= 0, got "
                      f"{empty_distance!r}")
 
@@ -292,17 +293,17 @@ def _compute(pred: Array, target: Array, specs: dict[str, _Spec], *, tolerance: 
                          f"{connectivity!r}")
     out_dtype = output_dtype(dtype, torch.empty(0))
     rows = _spacing_rows(spacing, batch, classes, ndim, p.device)
-    diagonal = torch.sqrt(((torch.tensor(spatial, dtype=torch.float64, device=p.device) * rows)
-                           ** 2).sum(1))
-    worst = _empty_value(empty_distance, diagonal)
+    worst = _empty_value(empty_distance, diagonal(spatial, rows))
     tol = (_tolerance_rows(tolerance, batch, classes, p.device)
            if any(s.kind == "nsd" for s in specs.values()) else None)
 
     n = batch * classes
+    # NSD compares distances with the tolerance: in float32 a distance equal to it (0.1 voxel
+    # steps of spacing 0.1) could round above it, so NSD takes the distances in float64.
     dist = surface_distances(p.reshape((n,) + spatial), t.reshape((n,) + spatial), rows,
                              surface=surface, connectivity=int(connectivity),
                              symmetric=not all(s.directed for s in specs.values()),
-                             dtype=out_dtype)
+                             dtype=torch.float64 if tol is not None else out_dtype)
     pt, tp = dist.pred_to_target, dist.target_to_pred
     both_empty = dist.pred_empty & dist.target_empty
     one_empty = dist.pred_empty ^ dist.target_empty

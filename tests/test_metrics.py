@@ -316,6 +316,19 @@ def test_pooled_percentile_can_hide_an_outlier():
     assert per_dir.item() > 90 and pooled.item() == 0
 
 
+def test_surface_dice_counts_distances_equal_to_the_tolerance():
+    # Two 4x4 squares one voxel apart: every border voxel lies within one voxel (0.1) of the other
+    # border, so NSD at tolerance 0.1 is 1 (as MONAI gives), also with the default float32 output.
+    pred = torch.zeros(1, 1, 10, 10, dtype=torch.bool)
+    target = torch.zeros_like(pred)
+    pred[..., 2:6, 3:7] = True
+    target[..., 3:7, 3:7] = True
+    for spacing in (0.1, 0.3):
+        for dtype in (None, torch.float64):
+            nsd = M.surface_dice(pred, target, spacing, spacing=spacing, dtype=dtype)
+            assert nsd.item() == 1.0
+
+
 def test_input_forms_and_dtype():
     pred, target = _pair_batch(3, (12, 13), batch=1, classes=2)
     ref = M.surface_metrics(pred, target, ("hd", "assd"))
