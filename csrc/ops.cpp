@@ -62,6 +62,9 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
   plan.fin.scale = scale;
   plan.fin.shift = 0.5 * smallest;
   plan.two_sided = is_two_sided(plan.fin.convention);
+  TORCH_CHECK_VALUE(!(black_border && plan.two_sided),
+                    "gpudist: black_border applies to the edt conventions only, not '",
+                    convention, "'");
   plan.black_border = black_border;
   plan.out_sizes = src.sizes().vec();
   if (num_classes > 0) plan.out_sizes.insert(plan.out_sizes.begin() + 1, num_classes);

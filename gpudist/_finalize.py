@@ -12,6 +12,13 @@ def is_two_sided(convention: str) -> bool:
     return convention in TWO_SIDED
 
 
+def check_black_border(convention: str, black_border: bool) -> None:
+    """The op's rule (csrc/ops.cpp make_plan): the border counts for the plain EDT only."""
+    if black_border and is_two_sided(convention):
+        raise ValueError(f"gpudist: black_border applies to the edt conventions only, "
+                         f"not {convention!r}")
+
+
 def finalize_(stored: np.ndarray, convention: str, scale: float, shift: float) -> None:
     """In place: squared distances with the class in the sign bit -> the convention's values."""
     inside = np.signbit(stored)

@@ -139,6 +139,7 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
     """Same contract as the extension's op `gpudist::distance_transform` (CPU tensors only)."""
     if src.device.type != "cpu":
         raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
+    _finalize.check_black_border(convention, black_border)
     spatial = tuple(src.shape[1:])
     items = src.shape[0] * max(num_classes, 1)
     out = np.empty((items,) + spatial, dtype=np.float64 if dtype == torch.float64 else np.float32)

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from . import _finalize
+
 
 def _edt(mask: np.ndarray, spacing: Sequence[float], black_border: bool) -> np.ndarray:
     """Distance from each nonzero element to the nearest zero; inf when there is none."""
@@ -44,6 +46,7 @@ def _one(mask: np.ndarray, spacing: Sequence[float], convention: str,
 def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
                        convention: str, black_border: bool, dtype: torch.dtype) -> torch.Tensor:
     """Same contract as the extension's op `gpudist::distance_transform`, on any device."""
+    _finalize.check_black_border(convention, black_border)
     arr = src.detach().cpu().numpy()
     if num_classes:
         classes = np.arange(num_classes).reshape((1, num_classes) + (1,) * (arr.ndim - 1))

@@ -236,7 +236,7 @@ def test_zero_dim_mask():
         gpudist.edt(torch.tensor(1.0))
 
 
-def test_numba_backend_refuses_other_devices():
+def test_other_devices_are_refused():
     with pytest.raises(ValueError, match="gpudist runs on CPU and CUDA tensors"):
         gpudist.edt(torch.ones(3, 3, device="meta"))
 

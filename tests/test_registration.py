@@ -68,10 +68,19 @@ def test_op_rejects_bad_arguments_itself():
         op(mask, 0, [0.0], "edt", False, torch.float32)
     with pytest.raises(ValueError, match="labels must be < num_classes"):
         op(torch.tensor([[0, 5]]), 3, [1.0], "kervadec", False, torch.float32)
+    with pytest.raises(ValueError, match="black_border applies to the edt conventions only"):
+        op(mask, 0, [1.0], "kervadec", True, torch.float32)
     with pytest.raises(ValueError, match="unknown convention"):
         op(mask, 0, [1.0], "nope", False, torch.float32)
     with pytest.raises(ValueError, match="a mask src must be bool"):
         op(mask.float(), 0, [1.0], "edt", False, torch.float32)
+
+
+@pytest.mark.parametrize("backend", ["numba", "scipy"])
+def test_python_backends_reject_black_border_with_signed_conventions(backend):
+    fn = gpudist._backends.resolve(backend, torch.device("cpu"))
+    with pytest.raises(ValueError, match="black_border applies to the edt conventions only"):
+        fn(torch.ones(1, 4, dtype=torch.bool), 0, (1.0,), "sdf", True, torch.float32)
 
 
 def test_available_backends_lists_the_reference():
@@ -97,3 +106,11 @@ def test_numba_fallback_without_extension():
                         "gpudist.edt(torch.ones(3), backend='extension')"],
                        env=env, capture_output=True, text=True, check=True)
     assert "backend='extension': gpudist._C is not available" in info.value.stderr
+
+
+def test_numba_backend_refuses_non_cpu_tensors():
+    from gpudist import _numba_backend
+
+    with pytest.raises(ValueError, match="the numba backend runs on CPU tensors only"):
+        _numba_backend.distance_transform(torch.ones(1, 4, dtype=torch.bool, device="meta"), 0,
+                                          (1.0,), "edt", False, torch.float32)
