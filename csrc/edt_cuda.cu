@@ -78,8 +78,7 @@ void run_passes(const L* src, at::Tensor& out, const Plan& p) {
     const auto slots = launch_slots(lines, resident, envelope_words(n));
     envelope<<<static_cast<unsigned>(blocks_for(slots)), kBlock, 0, stream>>>(
         buffer(pass - 1), buffer(pass), n, inner, lines, slots, p.w[a], p.two_sided,
-        p.black_border,
-        a == 0, fin.convention, fin.scale, fin.shift, scratch.data_ptr<double>());
+        p.black_border, a == 0, fin.convention, fin.scale, fin.shift, scratch.data_ptr<double>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }

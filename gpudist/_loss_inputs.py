@@ -13,7 +13,7 @@ from typing import Literal
 import torch
 
 from ._fused_boundary import acc_dtype
-from ._validate import index_labels
+from ._validate import check_one_hot, index_labels
 
 REDUCTIONS = ("mean", "sum", "none")
 Reduction = Literal["mean", "sum", "none"]
@@ -130,11 +130,7 @@ def check_labels(labels: torch.Tensor, num_classes: int) -> None:
 
 def check_mask(mask: torch.Tensor, exclusive: bool) -> None:
     """mask holds 0/1; with `exclusive`, exactly one class per voxel along dim 1."""
-    if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
-        raise ValueError("target mask must hold only 0 and 1")
-    if exclusive and not (mask.sum(dim=1, dtype=torch.int64) == 1).all():
-        raise ValueError("target mask must have exactly one class per voxel along dim 1 "
-                         "(a one-hot encoding)")
+    check_one_hot(mask, "target mask", exclusive, "(a one-hot encoding)")
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype) -> torch.Tensor:

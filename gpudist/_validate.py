@@ -58,6 +58,15 @@ def check_integer_dtype(x: torch.Tensor, name: str) -> None:
         raise TypeError(f"{name} must hold integer class indices, got {x.dtype}")
 
 
+def check_one_hot(x: torch.Tensor, name: str, exclusive: bool, why: str) -> None:
+    """x (B, C, ...) holds only 0 and 1 and, with `exclusive`, exactly one class per voxel along
+    dim 1 (`why` ends that message). One reduction each."""
+    if x.dtype != torch.bool and not ((x == 0) | (x == 1)).all():
+        raise ValueError(f"{name} must hold only 0 and 1")
+    if exclusive and not (x.sum(1, dtype=torch.int64) == 1).all():
+        raise ValueError(f"{name} must have exactly one class per voxel along dim 1 {why}")
+
+
 def index_labels(x: torch.Tensor) -> torch.Tensor:
     """Labels as uint8, int32 or int64 (the types the kernels read; torch lacks reductions and
     comparisons for its other unsigned types), converting any other integer type to int64."""

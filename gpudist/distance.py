@@ -23,6 +23,7 @@ from . import _backends
 from ._validate import (
     check_integer_dtype,
     check_mask_dtype,
+    check_one_hot,
     choice,
     index_labels,
     output_dtype,
@@ -129,11 +130,8 @@ def one_hot_to_dist(one_hot: Array, spacing: Any = None, *, convention: str = "k
         raise ValueError(f"one_hot must be (B, C, *spatial) with at least one spatial dim, "
                          f"got shape {tuple(x.shape)}")
     if validate and not torch.compiler.is_compiling() and x.numel():
-        if x.dtype != torch.bool and not ((x == 0) | (x == 1)).all():
-            raise ValueError("one_hot must hold only 0 and 1")
-        if convention == "kervadec" and not (x.sum(1, dtype=torch.int64) == 1).all():
-            raise ValueError("one_hot must have exactly one class per voxel along dim 1 for "
-                             "convention='kervadec' (pass validate=False to skip this check)")
+        check_one_hot(x, "one_hot", convention == "kervadec",
+                      "for convention='kervadec' (pass validate=False to skip this check)")
     nd = x.dim() - 2
     sp = spacing_tuple(spacing, nd)
     out = _run(_batched_mask(x, nd), 0, sp, convention, False, output_dtype(dtype, x), backend)
