@@ -1,11 +1,14 @@
 // gpudist: CPU implementation of `gpudist::distance_transform`.
 //
 // Pass 1 runs along axis 0 of each item, kTile adjacent lines at a time in lockstep
-// (first_pass_lanes), which vectorises across the lines. The envelope passes follow: along the
-// middle axes, whose lines are strided, in tiles of kTile adjacent lines whose n rows are copied
-// into a small buffer (cache friendly, prefetchable), processed there and copied back; then along
-// the last, contiguous axis one line at a time, finalizing it (square root, convention) as a whole
-// span, where that vectorises. Work is spread over at::parallel_for's threads
+// (first_pass_lanes), which vectorises across the lines; it counts in float when the output is
+// float32 and that is exact. The envelope passes follow: along the middle axes, whose lines are
+// strided, in tiles of kTile adjacent lines whose n rows are copied into a small buffer (cache
+// friendly, prefetchable), processed there and copied back; then along the last, contiguous axis
+// one line at a time, finalizing it (square root, convention) as a whole span, where that
+// vectorises. Each envelope first tries the windowed form (window_envelope: short distances,
+// vectorised across a tile's lanes or a line's elements) and runs the stack envelope
+// (envelope_line) on the lines it hands back. Work is spread over at::parallel_for's threads
 // (torch.set_num_threads).
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -19,12 +22,20 @@ namespace gpudist {
 namespace {
 
 constexpr index_t kTile = 16;
+constexpr int kChunk = 16;
+// Windowed envelope (window_envelope) on lines whose values are all within this many elements
+// of a site; farther, the stack envelope is cheaper. Any value is exact; 32 measured fastest.
+constexpr index_t kReach = 32;
 
 template <typename T, typename L>
 void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
   const int nd = static_cast<int>(p.shape.size());
   const index_t n = p.shape[0], inner = volume / n;
   const index_t tiles = (inner + kTile - 1) / kTile;
+  // A float output can count in float (twice the lanes per instruction) while element counts
+  // and every finite w d^2 stay exact or finite in it.
+  const bool narrow = sizeof(T) == sizeof(float) && n < (index_t(1) << 24) &&
+                      p.w[0] * double(n) * double(n) < 1e30;
   at::parallel_for(0, p.items * tiles, 1, [&](index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) {
       const index_t item = t / tiles, j0 = (t % tiles) * kTile;
@@ -32,7 +43,10 @@ void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
       const index_t fg = p.classes ? item % p.classes : 1;
       const L* s = src + (p.classes ? item / p.classes : item) * volume + j0;
       T* o = out + item * volume + j0;
-      if (m == kTile) {
+      if (m == kTile && narrow) {
+        first_pass_lanes<kTile, float>(s, inner, fg, o, inner, n, p.w[0], p.two_sided,
+                                       p.black_border);
+      } else if (m == kTile) {
         first_pass_lanes<kTile>(s, inner, fg, o, inner, n, p.w[0], p.two_sided, p.black_border);
       } else {
         for (index_t j = 0; j < m; ++j)
@@ -53,7 +67,7 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
   for (int b = 0; b < a; ++b) outer *= p.shape[b];
   const index_t tiles = (inner + kTile - 1) / kTile;
   at::parallel_for(0, outer * tiles, 1, [&](index_t begin, index_t end) {
-    std::vector<T> tile_in(n * kTile), tile_out(n * kTile);
+    std::vector<T> tile_in(n * kTile), tile_out(n * kTile), other(n * kTile);
     std::vector<double> f(n + 2), z(n + 2);
     std::vector<index_t> v(n + 2);
     for (index_t t = begin; t < end; ++t) {
@@ -62,9 +76,14 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
       T* base = out + o * n * inner + j0;
       for (index_t i = 0; i < n; ++i)
         std::memcpy(tile_in.data() + i * m, base + i * inner, m * sizeof(T));
+      const unsigned done = m < kTile ? 0u
+                                      : window_envelope<kTile, kTile>(
+                                            tile_in.data(), tile_out.data(), n, p.w[a],
+                                            p.two_sided, p.black_border, kReach, other.data());
       for (index_t j = 0; j < m; ++j)
-        envelope_line(tile_in.data() + j, m, tile_out.data() + j, m, n, p.w[a], p.two_sided,
-                      p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
+        if (!(done >> j & 1u))
+          envelope_line(tile_in.data() + j, m, tile_out.data() + j, m, n, p.w[a], p.two_sided,
+                        p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
       for (index_t i = 0; i < n; ++i)
         std::memcpy(base + i * inner, tile_out.data() + i * m, m * sizeof(T));
     }
@@ -77,14 +96,17 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume) {
   const index_t n = p.shape[nd - 1];
   at::parallel_for(0, p.items * (volume / n), std::max<index_t>(1, 4096 / n),
                    [&](index_t begin, index_t end) {
-                     std::vector<T> line(n);
+                     std::vector<T> line(n), other(n);
                      std::vector<double> f(n + 2), z(n + 2);
                      std::vector<index_t> v(n + 2);
                      for (index_t l = begin; l < end; ++l) {
                        T* o = out + l * n;
                        std::memcpy(line.data(), o, n * sizeof(T));
-                       envelope_line(line.data(), 1, o, 1, n, p.w[nd - 1], p.two_sided,
-                                     p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
+                       if (!window_envelope<kChunk, 1>(line.data(), o, n, p.w[nd - 1],
+                                                       p.two_sided, p.black_border, kReach,
+                                                       other.data()))
+                         envelope_line(line.data(), 1, o, 1, n, p.w[nd - 1], p.two_sided,
+                                       p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
                        finalize_span(o, n, p.fin);
                      }
                    });

@@ -135,19 +135,23 @@ def _crop_each(pred: torch.Tensor, target: torch.Tensor
     pred_empty = pred.view(torch.uint8).reshape(n, -1).amax(1) == 0
     target_empty = target.view(torch.uint8).reshape(n, -1).amax(1) == 0
     present = ~(pred_empty & target_empty)
-    window: list[torch.Tensor] = [torch.arange(n, device=device).reshape((n,) + (1,) * ndim)]
+    starts, extents = [], []
     for axis, size in enumerate(spatial):
         others = [d + 1 for d in range(ndim) if d != axis]
         hit = union.amax(dim=others) if others else union  # (N, size)
         lo = hit.argmax(1)
         hi = size - 1 - hit.flip(1).argmax(1)
         extent = int(torch.where(present, hi - lo + 1, 0).max())
-        start = torch.minimum(lo, torch.full_like(lo, size - extent))
-        shape = [n] + [1] * ndim
-        shape[axis + 1] = extent
-        window.append((start[:, None] + torch.arange(extent, device=device)).reshape(shape))
-    index = tuple(window)
-    return pred[index], target[index], pred_empty, target_empty
+        starts.append(torch.minimum(lo, torch.full_like(lo, size - extent)))
+        extents.append(extent)
+
+    def crop(x: torch.Tensor) -> torch.Tensor:
+        # A view of every window position (no copy), then one block per row: a block copy.
+        for axis, extent in enumerate(extents):
+            x = x.unfold(axis + 1, extent, 1)
+        return x[(torch.arange(n, device=device), *starts)]
+
+    return crop(pred), crop(target), pred_empty, target_empty
 
 
 def _edt_of_surfaces(borders: list[torch.Tensor], spacing: torch.Tensor,

@@ -100,6 +100,45 @@ def test_nasty_cases(backend, name, shape):
                        else _scipy_black_border(mask, spacing))
 
 
+@st.composite
+def wide_masks(draw):
+    """3-D masks whose last two axes are long enough for the CPU's windowed envelope (chunks of
+    16 elements, tiles of 16 lines), with spacings that put the distances along them on both
+    sides of its reach (32 elements): some lines and lanes take the window, others fall back."""
+    shape = (draw(st.integers(1, 6)), draw(st.integers(16, 40)), draw(st.integers(16, 70)))
+    density = draw(st.sampled_from([0.05, 0.5, 0.9, 0.995]))
+    mask = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).random(shape) < density
+    spacing = (draw(st.floats(0.5, 3.0)),) + tuple(
+        draw(st.sampled_from([1.0, 0.3, 0.06, 0.031, 0.03, 0.015, 7.0])) for _ in range(2))
+    return mask, spacing
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=wide_masks(), black_border=st.booleans())
+def test_windowed_envelope_equals_scipy(backend, data, black_border):
+    mask, spacing = data
+    out = gpudist.edt(torch.from_numpy(mask), spacing, black_border=black_border, backend=backend)
+    assert_matches(out, _scipy_black_border(mask, spacing) if black_border
+                   else scipy_edt(mask, spacing))
+
+
+@pytest.mark.parametrize("black_border", [False, True])
+def test_window_reach_boundary(backend, black_border):
+    """Rows 1.. of an image share their background columns and row 0 is background, so element
+    (r, x) ends at min(r^2, (x - nearest background column)^2): with runs of 63 to 66 foreground
+    columns the windowed envelope needs offsets just below, at and just above its reach (32), or
+    hands the row over."""
+    mask = np.ones((4, 40, 96), bool)
+    mask[:, 0] = False
+    for image, (a, b) in zip(mask, [(0, 64), (0, 65), (3, 70), (10, 73)]):
+        image[:, [a, b]] = False
+    for spacing in [(1.0, 1.0), (1.0, 0.5), (2.0, 1.0), (1.0, 1.03)]:
+        expected = np.stack([_scipy_black_border(m, spacing) if black_border
+                             else scipy_edt(m, spacing) for m in mask])
+        assert_matches(gpudist.edt(mask, spacing, ndim=2, black_border=black_border,
+                                   backend=backend), expected)
+
+
 def _scipy_black_border(mask, spacing):
     padded = np.pad(mask, 1)
     return scipy_edt(padded, spacing)[tuple(slice(1, -1) for _ in mask.shape)]

@@ -9,7 +9,7 @@ from scipy import ndimage
 
 import gpudist
 from reference import kervadec_phi
-from test_edt import assert_matches, blobs, masks
+from test_edt import assert_matches, blobs, masks, wide_masks
 
 
 def sdf_reference(mask, spacing):
@@ -43,6 +43,14 @@ def assert_close_map(out, expected):
 @settings(max_examples=80, deadline=None)
 @given(data=masks(max_side=16), convention=st.sampled_from(sorted(REFERENCES)))
 def test_signed_distance_formulas(backend, data, convention):
+    mask, spacing = data
+    out = gpudist.signed_distance(mask, spacing, convention=convention, backend=backend)
+    assert_close_map(out, REFERENCES[convention](mask, spacing))
+
+
+@settings(max_examples=40, deadline=None)
+@given(data=wide_masks(), convention=st.sampled_from(sorted(REFERENCES)))
+def test_signed_maps_through_the_windowed_envelope(backend, data, convention):
     mask, spacing = data
     out = gpudist.signed_distance(mask, spacing, convention=convention, backend=backend)
     assert_close_map(out, REFERENCES[convention](mask, spacing))

@@ -27,9 +27,18 @@
 #define GD_HD inline
 #endif
 
+// Marks a CPU loop over independent elements to be vectorised (gcc keeps some fixed-length
+// loops of min/max blends scalar without it).
+#if defined(_OPENMP) && !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+#define GD_SIMD _Pragma("omp simd")
+#else
+#define GD_SIMD
+#endif
+
 namespace gpudist {
 
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+using std::copysign;
 using std::fabs;
 using std::isinf;
 using std::signbit;
@@ -123,49 +132,49 @@ GD_HD void store(T* out, double g, bool inside, const Finalize* fin) {
 // w = spacing^2 of this axis. Writes n values per lane to out[x * out_stride]. The loops blend
 // with 0/1 factors instead of branching (that is what lets them vectorise); "none seen yet" is the
 // finite kNone, whose square overflows to +inf.
-template <int kLanes, typename L, typename T>
+template <int kLanes, typename C = double, typename L, typename T>
 GD_HD void first_pass_lanes(const L* __restrict__ src, index_t src_stride, index_t fg,
                             T* __restrict__ out, index_t out_stride, index_t n, double w,
                             bool two_sided, bool black_border) {
-  const double kNone = 1e300;
-  const double other_class = two_sided ? 1.0 : 0.0;  // one-sided: background elements get 0
+  const C kNone = C(sizeof(C) < sizeof(double) ? 3e38 : 1e300);
+  const C other_class = two_sided ? C(1) : C(0);  // one-sided: background elements get 0
   const L fg_l = L(fg);  // compared in L, which vectorises; a class L cannot hold is absent
-  const double fits = index_t(fg_l) == fg;
+  const C fits = index_t(fg_l) == fg ? C(1) : C(0);
   // Forward sweep: distance (in elements) to the nearest element of the other class on the left,
   // from one counter per class of the elements since that class was last seen.
-  double since_bg[kLanes], since_fg[kLanes];
+  C since_bg[kLanes], since_fg[kLanes];
   for (int j = 0; j < kLanes; ++j) {
-    since_bg[j] = black_border ? 0.0 : kNone;
+    since_bg[j] = black_border ? C(0) : kNone;
     since_fg[j] = kNone;
   }
   for (index_t x = 0; x < n; ++x) {
     const L* s = src + x * src_stride;
     T* o = out + x * out_stride;
     for (int j = 0; j < kLanes; ++j) {
-      const double inside = double(s[j] == fg_l) * fits;
-      const double bg = since_bg[j] + 1.0, fg_ = since_fg[j] + 1.0;
-      o[j] = T(inside * bg + (1.0 - inside) * fg_);
+      const C inside = C(s[j] == fg_l) * fits;
+      const C bg = since_bg[j] + C(1), fg_ = since_fg[j] + C(1);
+      o[j] = T(inside * bg + (C(1) - inside) * fg_);
       since_bg[j] = inside * bg;
-      since_fg[j] = (1.0 - inside) * fg_;
+      since_fg[j] = (C(1) - inside) * fg_;
     }
   }
   // Backward sweep: the same on the right, then the square of the nearer one, signed.
   for (int j = 0; j < kLanes; ++j) {
-    since_bg[j] = black_border ? 0.0 : kNone;
+    since_bg[j] = black_border ? C(0) : kNone;
     since_fg[j] = kNone;
   }
   for (index_t x = n - 1; x >= 0; --x) {
     const L* s = src + x * src_stride;
     T* o = out + x * out_stride;
     for (int j = 0; j < kLanes; ++j) {
-      const double inside = double(s[j] == fg_l) * fits;
-      const double bg = since_bg[j] + 1.0, fg_ = since_fg[j] + 1.0;
-      const double right = inside * bg + (1.0 - inside) * fg_;
+      const C inside = C(s[j] == fg_l) * fits;
+      const C bg = since_bg[j] + C(1), fg_ = since_fg[j] + C(1);
+      const C right = inside * bg + (C(1) - inside) * fg_;
       since_bg[j] = inside * bg;
-      since_fg[j] = (1.0 - inside) * fg_;
-      const double left = double(o[j]);
-      const double d = (left < right ? left : right) * (inside + (1.0 - inside) * other_class);
-      o[j] = T(w * d * d * (1.0 - 2.0 * inside));
+      since_fg[j] = (C(1) - inside) * fg_;
+      const C left = C(o[j]);
+      const C d = (left < right ? left : right) * (inside + (C(1) - inside) * other_class);
+      o[j] = T(C(w) * d * d * (C(1) - C(2) * inside));
     }
   }
 }
@@ -253,6 +262,126 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
     }
     store(out + x * out_stride, g, inside, fin);
   }
+}
+
+// d[i] = min(d[i], min(|left[i]|, |right[i]|) + wk) for i < kChunk: one offset of
+// window_envelope(), in a loop of fixed length that vectorises.
+template <int kChunk, typename T>
+GD_HD void window_relax(const T* __restrict__ left, const T* __restrict__ right, T* __restrict__ d,
+                        T wk) {
+  GD_SIMD
+  for (int i = 0; i < kChunk; ++i) {
+    const T l = fabs(left[i]), r = fabs(right[i]);
+    const T v = (l < r ? l : r) + wk;
+    d[i] = v < d[i] ? v : d[i];
+  }
+}
+
+// The same envelope pass as envelope_line(), over kLanes adjacent lines of n elements (element
+// x of lane j at in[x * kLanes + j]), computed directly as
+//   g'(x) = min over sites y of cost(y) + w (x - y)^2
+// over growing offsets k = |x - y|, kChunk elements at a time: kChunk consecutive elements of
+// one line (kLanes == 1) or one position of every lane (kLanes == kChunk); the loops over a chunk
+// vectorise on a CPU. A chunk stops at the first k with w k^2 >= each of its current minima: no
+// farther site can lower one. With the class in the sign bit, cost(y) = |in[y]| is exact for
+// sites of x's class; an element of the other class costs 0, which `other` (w times the squared
+// 1-D distance to the nearest element of the other class, two-sided only) supplies up front.
+// Taking |in[y]| for such a y instead is harmless: it is only reached once w k^2 >= other[x] >=
+// the minimum. One-sided, background elements hold +0 and need no `other`. With border_sites
+// (one-sided only) the positions -1 and n are zero-cost sites.
+// Fast where the distances along this axis are short. Only the lanes whose every |in| is at most
+// limit = w (reach + 1)^2 are done here (every minimum then stops by k = reach); elsewhere a line
+// holds large or infinite values, which the envelope handles cheaply. Returns the lanes done as
+// a bit mask; the caller runs envelope_line() on the others, whose `out` holds garbage. Writes
+// the stored (signed, squared) values; `in` and `out` must not overlap. `other`: n * kLanes
+// scratch values, used when two_sided.
+template <int kChunk, int kLanes, typename T>
+GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, index_t n, double w,
+                               bool two_sided, bool border_sites, index_t reach,
+                               T* __restrict__ other) {
+  static_assert(kLanes == 1 || kLanes == kChunk, "a chunk is part of a line or a position");
+  static_assert(kLanes <= 32, "one bit per lane");
+  const double inf = inf_value();
+  const index_t size = n * kLanes;
+  const T limit = T(w * double(reach + 1) * double(reach + 1));
+  T top[kLanes];
+  for (int j = 0; j < kLanes; ++j) top[j] = T(0);
+  for (index_t x = 0; x < n; ++x) {
+    const T* c = in + x * kLanes;
+    GD_SIMD
+    for (int j = 0; j < kLanes; ++j) top[j] = fabs(c[j]) > top[j] ? fabs(c[j]) : top[j];
+  }
+  unsigned done = 0;
+  for (int j = 0; j < kLanes; ++j) done |= top[j] <= limit ? 1u << j : 0u;
+  if (!done) return 0;
+  if (two_sided) {  // 1-D distance to the nearest element of the other class, both ways
+    for (int j = 0; j < kLanes; ++j) {
+      index_t last = -1;
+      for (index_t x = 0; x < n; ++x) {
+        const index_t e = x * kLanes + j;
+        if (x > 0 && is_inside(in[e]) != is_inside(in[e - kLanes])) last = x - 1;
+        const double dx = last < 0 ? inf : double(x - last);
+        other[e] = T(w * dx * dx);
+      }
+      last = -1;
+      for (index_t x = n - 1; x >= 0; --x) {
+        const index_t e = x * kLanes + j;
+        if (x < n - 1 && is_inside(in[e]) != is_inside(in[e + kLanes])) last = x + 1;
+        const double dx = double(last - x);
+        if (last >= 0 && T(w * dx * dx) < other[e]) other[e] = T(w * dx * dx);
+      }
+    }
+  }
+  for (index_t e0 = 0; e0 < size; e0 += kChunk) {
+    const index_t m = size - e0 < kChunk ? size - e0 : kChunk;  // < kChunk: a line's last chunk
+    const index_t first = e0 / kLanes, last = (e0 + m - 1) / kLanes;  // positions spanned
+    const T* c = in + e0;
+    const T* o = other + e0;
+    T d[kChunk];  // lanes not done and the rest of a short chunk hold 0, below any bound
+    if (m == kChunk) {
+      GD_SIMD
+      for (int i = 0; i < kChunk; ++i) d[i] = fabs(c[i]);
+      if (two_sided) {
+        GD_SIMD
+        for (int i = 0; i < kChunk; ++i) d[i] = o[i] < d[i] ? o[i] : d[i];
+      }
+    } else {
+      for (int i = 0; i < kChunk; ++i) d[i] = T(0);
+      for (index_t i = 0; i < m; ++i) d[i] = two_sided && o[i] < fabs(c[i]) ? o[i] : fabs(c[i]);
+    }
+    if (border_sites)
+      for (index_t i = 0; i < m; ++i) {
+        const index_t x = (e0 + i) / kLanes;
+        const double left = double(x + 1), right = double(n - x);
+        const T b = T(w * (left < right ? left * left : right * right));
+        d[i] = b < d[i] ? b : d[i];
+      }
+    if (kLanes > 1)
+      for (int i = 0; i < kChunk; ++i) d[i] = done >> i & 1u ? d[i] : T(0);
+    T bound = T(0);
+    for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
+    for (index_t k = 1;; ++k) {
+      const T wk = T(w * double(k) * double(k));
+      if (!(wk < bound)) break;
+      const index_t shift = k * kLanes;
+      if (m == kChunk && first >= k && last + k < n) {
+        window_relax<kChunk>(c - shift, c + shift, d, wk);
+      } else {  // the offset reaches past an end of the line for some elements
+        for (index_t i = 0; i < m; ++i) {
+          const index_t x = (e0 + i) / kLanes;
+          if (x >= k && fabs(c[i - shift]) + wk < d[i]) d[i] = fabs(c[i - shift]) + wk;
+          if (x + k < n && fabs(c[i + shift]) + wk < d[i]) d[i] = fabs(c[i + shift]) + wk;
+        }
+      }
+      if ((k & 3) == 0) {  // tighten the stopping bound now and then
+        bound = T(0);
+        for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
+      }
+    }
+    GD_SIMD
+    for (index_t i = 0; i < m; ++i) out[e0 + i] = copysign(d[i], c[i]);  // the class back
+  }
+  return done;
 }
 
 // One envelope pass over a line: reads the previous pass from `in`, writes this pass to `out`
