@@ -4,6 +4,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,15 +22,18 @@ struct Plan {
   index_t classes = 0;         // 0: src is a boolean mask; C: src holds labels in [0, C)
   bool two_sided = false;
   bool black_border = false;
+  double cap = INFINITY;  // squared, in pass units: results above it may be left +inf
   Finalize fin{};
   std::vector<int64_t> out_sizes;
 };
 
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
-               const std::string& convention, bool black_border, at::ScalarType dtype);
+               const std::string& convention, bool black_border, at::ScalarType dtype,
+               std::optional<double> max_distance);
 
 at::Tensor distance_transform_cpu(const at::Tensor& src, int64_t num_classes,
                                   at::ArrayRef<double> spacing, const std::string& convention,
-                                  bool black_border, at::ScalarType dtype);
+                                  bool black_border, at::ScalarType dtype,
+                                  std::optional<double> max_distance);
 
 }  // namespace gpudist

@@ -79,7 +79,8 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
       const unsigned done = m < kTile ? 0u
                                       : window_envelope<kTile, kTile>(
                                             tile_in.data(), tile_out.data(), n, p.w[a],
-                                            p.two_sided, p.black_border, kReach, other.data());
+                                            p.two_sided, p.black_border, kReach, p.cap,
+                                            other.data());
       for (index_t j = 0; j < m; ++j)
         if (!(done >> j & 1u))
           envelope_line(tile_in.data() + j, m, tile_out.data() + j, m, n, p.w[a], p.two_sided,
@@ -103,7 +104,7 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume) {
                        T* o = out + l * n;
                        std::memcpy(line.data(), o, n * sizeof(T));
                        if (!window_envelope<kChunk, 1>(line.data(), o, n, p.w[nd - 1],
-                                                       p.two_sided, p.black_border, kReach,
+                                                       p.two_sided, p.black_border, kReach, p.cap,
                                                        other.data()))
                          envelope_line(line.data(), 1, o, 1, n, p.w[nd - 1], p.two_sided,
                                        p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
@@ -137,10 +138,12 @@ void dispatch_src(const at::Tensor& src, T* out, const Plan& p) {
 
 at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes,
                                   at::ArrayRef<double> spacing, const std::string& convention,
-                                  bool black_border, at::ScalarType dtype) {
+                                  bool black_border, at::ScalarType dtype,
+                                  std::optional<double> max_distance) {
   TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
   const at::Tensor src = src_any.contiguous();
-  const Plan plan = make_plan(src, num_classes, spacing, convention, black_border, dtype);
+  const Plan plan =
+      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance);
   at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
   if (out.numel() == 0) return out;
   if (num_classes > 0 && src.numel() > 0) {

@@ -100,11 +100,14 @@ void dispatch_src(const at::Tensor& src, at::Tensor& out, const Plan& p) {
 
 at::Tensor distance_transform_cuda(const at::Tensor& src_any, int64_t num_classes,
                                    at::ArrayRef<double> spacing, const std::string& convention,
-                                   bool black_border, at::ScalarType dtype) {
+                                   bool black_border, at::ScalarType dtype,
+                                   std::optional<double> max_distance) {
   TORCH_CHECK_VALUE(src_any.is_cuda(), "gpudist: src must be a CUDA tensor here");
   const c10::cuda::CUDAGuard guard(src_any.device());
   const at::Tensor src = src_any.contiguous();
-  const Plan plan = make_plan(src, num_classes, spacing, convention, black_border, dtype);
+  // max_distance is checked, then unused: every distance is computed, as the schema allows.
+  const Plan plan =
+      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance);
   at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
   if (out.numel() == 0) return out;
   if (dtype == at::kFloat)

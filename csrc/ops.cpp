@@ -29,7 +29,8 @@ int parse_convention(const std::string& name) {
 }  // namespace
 
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
-               const std::string& convention, bool black_border, at::ScalarType dtype) {
+               const std::string& convention, bool black_border, at::ScalarType dtype,
+               std::optional<double> max_distance) {
   const int64_t nd = static_cast<int64_t>(spacing.size());
   TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
   TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
@@ -66,6 +67,14 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
                     "gpudist: black_border applies to the edt conventions only, not '",
                     convention, "'");
   plan.black_border = black_border;
+  if (max_distance) {
+    TORCH_CHECK_VALUE(*max_distance >= 0, "gpudist: max_distance must be >= 0");  // NaN too
+    TORCH_CHECK_VALUE(!plan.two_sided, "gpudist: max_distance applies to the edt conventions only");
+    // In the passes' units (squared, spacing / scale), with room for float32 rounding so that
+    // every distance up to max_distance is still computed exactly.
+    const double d = *max_distance / scale;
+    plan.cap = d * d * (1.0 + 1e-5);
+  }
   plan.out_sizes = src.sizes().vec();
   if (num_classes > 0) plan.out_sizes.insert(plan.out_sizes.begin() + 1, num_classes);
   return plan;
@@ -75,7 +84,9 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
 
 TORCH_LIBRARY(gpudist, m) {
   // src: bool mask (B, *spatial) when num_classes == 0, else labels (B, *spatial) -> (B, C, *spatial).
+  // max_distance (edt conventions): a bound on the work, not on the result: distances beyond it
+  // may come back as +inf instead of exact (the CPU skips them; CUDA computes them all).
   m.def(
       "distance_transform(Tensor src, int num_classes, float[] spacing, str convention, "
-      "bool black_border, ScalarType dtype) -> Tensor");
+      "bool black_border, ScalarType dtype, float? max_distance=None) -> Tensor");
 }

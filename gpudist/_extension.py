@@ -39,6 +39,7 @@ if AVAILABLE:
         convention: str,
         black_border: bool,
         dtype: torch.dtype,
+        max_distance: float | None = None,
     ) -> torch.Tensor:
         torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
         sizes = list(src.shape)
@@ -58,7 +59,9 @@ def distance_transform(
     convention: str,
     black_border: bool,
     dtype: torch.dtype,
+    max_distance: float | None = None,
 ) -> torch.Tensor:
+    """The op; max_distance bounds the work only: distances beyond it may come back as +inf."""
     return torch.ops.gpudist.distance_transform.default(
-        src, num_classes, list(spacing), convention, black_border, dtype
+        src, num_classes, list(spacing), convention, black_border, dtype, max_distance
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import _backends
+from . import _backends, _extension
 from ._validate import (
     check_integer_dtype,
     check_mask_dtype,
@@ -38,8 +38,12 @@ Array = Any  # torch.Tensor or numpy.ndarray
 
 
 def _run(src: torch.Tensor, num_classes: int, spacing: tuple[float, ...], convention: str,
-         black_border: bool, dtype: torch.dtype, backend: str | None) -> torch.Tensor:
+         black_border: bool, dtype: torch.dtype, backend: str | None,
+         max_distance: float | None = None) -> torch.Tensor:
     fn = _backends.resolve(backend, src.device)
+    if max_distance is not None and fn is _extension.distance_transform:
+        # Only the extension's op takes the bound (its CPU kernels then skip far work).
+        return fn(src, num_classes, spacing, convention, black_border, dtype, max_distance)
     return fn(src, num_classes, spacing, convention, black_border, dtype)
 
 
@@ -51,7 +55,8 @@ def _batched_mask(x: torch.Tensor, ndim: int) -> torch.Tensor:
 
 
 def edt(mask: Array, spacing: Any = None, *, ndim: int | None = None, squared: bool = False,
-        black_border: bool = False, dtype: Any = None, backend: str | None = None) -> Array:
+        black_border: bool = False, max_distance: float | None = None, dtype: Any = None,
+        backend: str | None = None) -> Array:
     """Euclidean distance from every nonzero element to the nearest zero element (scipy's rule).
 
     Args:
@@ -60,20 +65,37 @@ def edt(mask: Array, spacing: Any = None, *, ndim: int | None = None, squared: b
         ndim: number of trailing spatial dims (default: all dims, like scipy).
         squared: return squared distances.
         black_border: treat everything outside the array as zero (background).
+        max_distance: distances (not squared) above this number, in the output dtype, are
+            returned as +inf; those up to it stay exact. On the CPU the transform then skips
+            the work beyond it, which makes short-range maps (surfaces, bands) much cheaper.
         dtype: float32 or float64 output (default float32, float64 for a float64 mask).
         backend: "extension", "numba", "scipy" or None for the fastest available.
 
     Returns:
         Same shape as `mask`: 0 on zero elements; +inf everywhere in a batch item that has no
-        zero element (with black_border the border is a zero, so the map stays finite).
+        zero element (with black_border the border is a zero, so the map stays finite), and
+        beyond max_distance.
     """
     x, back = to_torch(mask, "mask")
     check_mask_dtype(x, "mask")
     nd = spatial_ndim(x, ndim, "mask")
     sp = spacing_tuple(spacing, nd)
+    limit = _max_distance(max_distance)
     out = _run(_batched_mask(x, nd), 0, sp, "edt_squared" if squared else "edt",
-               bool(black_border), output_dtype(dtype, x), backend)
+               bool(black_border), output_dtype(dtype, x), backend, limit)
+    if limit is not None:
+        out.masked_fill_(out > (limit * limit if squared else limit), math.inf)
     return back(out.reshape(x.shape))
+
+
+def _max_distance(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"max_distance must be a real number or None, got {value!r}")
+    if not value >= 0:  # NaN too
+        raise ValueError(f"max_distance must be >= 0, got {value!r}")
+    return float(value)
 
 
 def signed_distance(mask: Array, spacing: Any = None, *, ndim: int | None = None,

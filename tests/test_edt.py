@@ -139,6 +139,25 @@ def test_window_reach_boundary(backend, black_border):
                                    backend=backend), expected)
 
 
+@settings(max_examples=60, deadline=None)
+@given(data=st.one_of(masks(max_side=24), wide_masks()), black_border=st.booleans(),
+       squared=st.booleans(), q=st.floats(0.0, 1.0))
+def test_max_distance_is_exact_up_to_it_and_inf_beyond(backend, data, black_border, squared, q):
+    mask, spacing = data
+    ref = _scipy_black_border(mask, spacing) if black_border else scipy_edt(mask, spacing)
+    values = ref[np.isfinite(ref) & (ref > 0)]
+    # A bound among the distances present, so that some fall on each side of it.
+    max_distance = float(np.quantile(values, q)) if values.size else 10.0 * q
+    out = gpudist.edt(torch.from_numpy(mask), spacing, black_border=black_border,
+                      squared=squared, max_distance=max_distance, backend=backend).numpy()
+    if squared:
+        out = np.sqrt(out)
+    near = np.isclose(ref, max_distance, rtol=1e-6, atol=0)  # either side of the rounding
+    expected = np.where(ref > max_distance, np.inf, ref)
+    assert_matches(np.where(near, ref, out), np.where(near, ref, expected))
+    assert np.all((out[near] == np.inf) | np.isclose(out[near], ref[near], rtol=1e-6))
+
+
 def _scipy_black_border(mask, spacing):
     padded = np.pad(mask, 1)
     return scipy_edt(padded, spacing)[tuple(slice(1, -1) for _ in mask.shape)]
@@ -253,6 +272,9 @@ def test_thread_count_does_not_change_results():
     (dict(ndim=3), ValueError, "ndim must be between 1 and"),
     (dict(ndim=1.5), TypeError, "ndim must be an int"),
     (dict(dtype=torch.int32), TypeError, "dtype must be float32 or float64"),
+    (dict(max_distance=-1.0), ValueError, "max_distance must be >= 0"),
+    (dict(max_distance=float("nan")), ValueError, "max_distance must be >= 0"),
+    (dict(max_distance="2"), TypeError, "max_distance must be a real number or None"),
     (dict(backend="gpu"), ValueError, "backend must be one of"),
 ])
 def test_bad_arguments(kwargs, error, match):

@@ -25,6 +25,7 @@ def sample_args():
         (mask[:, 0], 0, [3.0], "sdf", False, torch.float32),
         (labels, 3, [1.0, 1.5], "unsigned", False, torch.float32),
         (labels.to(torch.int32), 4, [1.0, 1.5], "kervadec", False, torch.float64),
+        (mask, 0, [1.0, 2.0], "edt", True, torch.float32, 2.5),
     ]
 
 
@@ -49,6 +50,7 @@ def test_fake_tensor_shapes():
 def test_torch_compile_fullgraph_matches_eager():
     def maps(mask, labels):
         return (gpudist.edt(mask, (1.0, 0.5), ndim=2),
+                gpudist.edt(mask, (1.0, 0.5), ndim=2, max_distance=1.2),
                 gpudist.signed_distance(mask, 2.0, ndim=2, convention="sdf"),
                 gpudist.labels_to_dist(labels, 3, (1.0, 0.5)))
 
@@ -74,6 +76,10 @@ def test_op_rejects_bad_arguments_itself():
         op(mask, 0, [1.0], "nope", False, torch.float32)
     with pytest.raises(ValueError, match="a mask src must be bool"):
         op(mask.float(), 0, [1.0], "edt", False, torch.float32)
+    with pytest.raises(ValueError, match="max_distance must be >= 0"):
+        op(mask, 0, [1.0], "edt", False, torch.float32, float("nan"))
+    with pytest.raises(ValueError, match="max_distance applies to the edt conventions only"):
+        op(mask, 0, [1.0], "sdf", False, torch.float32, 2.0)
 
 
 @pytest.mark.parametrize("backend", ["numba", "scipy"])

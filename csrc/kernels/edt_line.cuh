@@ -292,12 +292,14 @@ GD_HD void window_relax(const T* __restrict__ left, const T* __restrict__ right,
 // Fast where the distances along this axis are short. Only the lanes whose every |in| is at most
 // limit = w (reach + 1)^2 are done here (every minimum then stops by k = reach); elsewhere a line
 // holds large or infinite values, which the envelope handles cheaply. Returns the lanes done as
-// a bit mask; the caller runs envelope_line() on the others, whose `out` holds garbage. Writes
-// the stored (signed, squared) values; `in` and `out` must not overlap. `other`: n * kLanes
-// scratch values, used when two_sided.
+// a bit mask; the caller runs envelope_line() on the others, whose `out` holds garbage.
+// With a finite `cap` every lane is done: minima above cap are left +inf (offsets stop once
+// w k^2 >= cap), and values up to cap stay exact, as they only ever come from sites with
+// values up to cap. Writes the stored (signed, squared) values; `in` and `out` must not
+// overlap. `other`: n * kLanes scratch values, used when two_sided.
 template <int kChunk, int kLanes, typename T>
 GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, index_t n, double w,
-                               bool two_sided, bool border_sites, index_t reach,
+                               bool two_sided, bool border_sites, index_t reach, double cap,
                                T* __restrict__ other) {
   static_assert(kLanes == 1 || kLanes == kChunk, "a chunk is part of a line or a position");
   static_assert(kLanes <= 32, "one bit per lane");
@@ -306,14 +308,16 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
   const T limit = T(w * double(reach + 1) * double(reach + 1));
   T top[kLanes];
   for (int j = 0; j < kLanes; ++j) top[j] = T(0);
-  for (index_t x = 0; x < n; ++x) {
+  for (index_t x = 0; x < n && !(cap < inf); ++x) {
     const T* c = in + x * kLanes;
     GD_SIMD
     for (int j = 0; j < kLanes; ++j) top[j] = fabs(c[j]) > top[j] ? fabs(c[j]) : top[j];
   }
+  const bool capped = cap < inf;
   unsigned done = 0;
-  for (int j = 0; j < kLanes; ++j) done |= top[j] <= limit ? 1u << j : 0u;
+  for (int j = 0; j < kLanes; ++j) done |= capped || top[j] <= limit ? 1u << j : 0u;
   if (!done) return 0;
+  const T ceiling = capped ? T(cap) : T(inf);
   if (two_sided) {  // 1-D distance to the nearest element of the other class, both ways
     for (int j = 0; j < kLanes; ++j) {
       index_t last = -1;
@@ -360,6 +364,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
       for (int i = 0; i < kChunk; ++i) d[i] = done >> i & 1u ? d[i] : T(0);
     T bound = T(0);
     for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
+    bound = bound < ceiling ? bound : ceiling;
     for (index_t k = 1;; ++k) {
       const T wk = T(w * double(k) * double(k));
       if (!(wk < bound)) break;
@@ -376,8 +381,11 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
       if ((k & 3) == 0) {  // tighten the stopping bound now and then
         bound = T(0);
         for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
+        bound = bound < ceiling ? bound : ceiling;
       }
     }
+    if (capped)
+      for (int i = 0; i < kChunk; ++i) d[i] = d[i] > ceiling ? T(inf) : d[i];
     GD_SIMD
     for (index_t i = 0; i < m; ++i) out[e0 + i] = copysign(d[i], c[i]);  // the class back
   }
