@@ -14,6 +14,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "distance_transform.h"
@@ -26,6 +27,7 @@ constexpr int kChunk = 16;
 // Windowed envelope (window_envelope) on lines whose values are all within this many elements
 // of a site; farther, the stack envelope is cheaper. Any value is exact; 32 measured fastest.
 constexpr index_t kReach = 32;
+constexpr index_t kPad = kReach + kChunk;  // +inf around a contiguous line: no bounds checks
 
 template <typename T, typename L>
 void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
@@ -79,7 +81,7 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
       const unsigned done = m < kTile ? 0u
                                       : window_envelope<kTile, kTile>(
                                             tile_in.data(), tile_out.data(), n, p.w[a],
-                                            p.two_sided, p.black_border, kReach, p.cap,
+                                            p.two_sided, p.black_border, kReach, p.cap, 0,
                                             other.data());
       for (index_t j = 0; j < m; ++j)
         if (!(done >> j & 1u))
@@ -97,16 +99,18 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume) {
   const index_t n = p.shape[nd - 1];
   at::parallel_for(0, p.items * (volume / n), std::max<index_t>(1, 4096 / n),
                    [&](index_t begin, index_t end) {
-                     std::vector<T> line(n), other(n);
+                     // The line, between kPad values of +inf on each side.
+                     std::vector<T> padded(n + 2 * kPad, T(INFINITY)), other(n);
+                     T* line = padded.data() + kPad;
                      std::vector<double> f(n + 2), z(n + 2);
                      std::vector<index_t> v(n + 2);
                      for (index_t l = begin; l < end; ++l) {
                        T* o = out + l * n;
-                       std::memcpy(line.data(), o, n * sizeof(T));
-                       if (!window_envelope<kChunk, 1>(line.data(), o, n, p.w[nd - 1],
-                                                       p.two_sided, p.black_border, kReach, p.cap,
+                       std::memcpy(line, o, n * sizeof(T));
+                       if (!window_envelope<kChunk, 1>(line, o, n, p.w[nd - 1], p.two_sided,
+                                                       p.black_border, kReach, p.cap, kPad,
                                                        other.data()))
-                         envelope_line(line.data(), 1, o, 1, n, p.w[nd - 1], p.two_sided,
+                         envelope_line(line, 1, o, 1, n, p.w[nd - 1], p.two_sided,
                                        p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
                        finalize_span(o, n, p.fin);
                      }

@@ -158,6 +158,14 @@ def test_max_distance_is_exact_up_to_it_and_inf_beyond(backend, data, black_bord
     assert np.all((out[near] == np.inf) | np.isclose(out[near], ref[near], rtol=1e-6))
 
 
+def test_huge_max_distance_equals_no_bound(backend):
+    """A bound far beyond the image must not make the windowed envelope try offsets past it."""
+    mask = np.ones((2, 60, 300), bool)
+    mask[0, 30, 150] = False  # item 1 has no background: all +inf
+    out = gpudist.edt(mask, (1.0, 0.5), ndim=2, max_distance=1e30, backend=backend)
+    assert_matches(out, np.stack([scipy_edt(m, (1.0, 0.5)) for m in mask]))
+
+
 def _scipy_black_border(mask, spacing):
     padded = np.pad(mask, 1)
     return scipy_edt(padded, spacing)[tuple(slice(1, -1) for _ in mask.shape)]

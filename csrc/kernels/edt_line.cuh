@@ -296,11 +296,13 @@ GD_HD void window_relax(const T* __restrict__ left, const T* __restrict__ right,
 // With a finite `cap` every lane is done: minima above cap are left +inf (offsets stop once
 // w k^2 >= cap), and values up to cap stay exact, as they only ever come from sites with
 // values up to cap. Writes the stored (signed, squared) values; `in` and `out` must not
-// overlap. `other`: n * kLanes scratch values, used when two_sided.
+// overlap. With kLanes == 1, `pad` elements before and after the line must be readable and hold
+// +inf (no site): offsets up to pad then need no bounds checks. `other`: n * kLanes scratch
+// values, used when two_sided.
 template <int kChunk, int kLanes, typename T>
 GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, index_t n, double w,
                                bool two_sided, bool border_sites, index_t reach, double cap,
-                               T* __restrict__ other) {
+                               index_t pad, T* __restrict__ other) {
   static_assert(kLanes == 1 || kLanes == kChunk, "a chunk is part of a line or a position");
   static_assert(kLanes <= 32, "one bit per lane");
   const double inf = inf_value();
@@ -365,12 +367,16 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
     T bound = T(0);
     for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
     bound = bound < ceiling ? bound : ceiling;
-    for (index_t k = 1;; ++k) {
+    for (index_t k = 1; k < n; ++k) {  // offsets of n or more reach no element
       const T wk = T(w * double(k) * double(k));
       if (!(wk < bound)) break;
       const index_t shift = k * kLanes;
-      if (m == kChunk && first >= k && last + k < n) {
+      if (kLanes == 1 ? e0 + pad >= k && e0 + kChunk + k <= n + pad
+                      : first >= k && last + k < n) {
         window_relax<kChunk>(c - shift, c + shift, d, wk);
+      } else if (kLanes > 1) {  // one position: the offset reaches past one end, or both
+        if (first >= k) window_relax<kChunk>(c - shift, c - shift, d, wk);
+        if (last + k < n) window_relax<kChunk>(c + shift, c + shift, d, wk);
       } else {  // the offset reaches past an end of the line for some elements
         for (index_t i = 0; i < m; ++i) {
           const index_t x = (e0 + i) / kLanes;
