@@ -2,12 +2,14 @@
 
 The CPU kernels are always built. The CUDA kernels are added when a CUDA toolkit and a CUDA build of
 torch are present, or when GPUDIST_FORCE_CUDA=1; no visible GPU is needed. GPUDIST_NO_EXTENSION=1
-skips the extension (gpudist then runs on its numba CPU backend). The torch-free kernel sources in
+skips the extension (gpudist then runs on its numba CPU backend). On x86-64 the CPU kernels use AVX2
+when the building machine has it (GPUDIST_PORTABLE=1: baseline x86-64). The torch-free kernel sources in
 csrc/kernels are also shipped as package data (gpudist/kernels) for the CuPy backend's NVRTC.
 """
 
 import glob
 import os
+import platform
 import shutil
 import sys
 
@@ -29,6 +31,21 @@ class BuildPyWithKernels(build_py):
             shutil.copy(path, target)
 
 
+def cpu_flags():
+    """-mavx2 -mfma when the building x86-64 Linux CPU has them (the CPU kernels' windowed loops
+    run ~20% faster with 8-wide vectors); GPUDIST_PORTABLE=1 builds for baseline x86-64, for a
+    build that moves to other machines."""
+    if os.getenv("GPUDIST_PORTABLE", "0") == "1" or platform.machine() not in ("x86_64", "AMD64"):
+        return []
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith("flags")), [])
+    except OSError:
+        return []
+    return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags) else []
+
+
 def extension_modules():
     if os.getenv("GPUDIST_NO_EXTENSION", "0") == "1":
         print("gpudist: GPUDIST_NO_EXTENSION=1, building no extension (numba CPU backend only)")
@@ -42,7 +59,7 @@ def extension_modules():
     # at::parallel_for is an inline `#pragma omp parallel` in torch's headers: without -fopenmp the
     # CPU kernels would run on one thread. The link resolves to the libgomp.so.1 torch loads.
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
-    cxx = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math"] + openmp
+    cxx = ["-O3", "-std=c++17", "-fno-math-errno", "-fno-trapping-math"] + cpu_flags() + openmp
     nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
     define_macros = [("Py_LIMITED_API", "0x030A0000")]
     if with_cuda:

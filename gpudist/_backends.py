@@ -3,6 +3,7 @@
 Every backend is a function with the contract of the op `gpudist::distance_transform`:
 (src, num_classes, spacing, convention, black_border, dtype) -> Tensor, where src is a contiguous
 bool mask (B, *spatial) when num_classes == 0, else labels (B, *spatial) giving (B, C, *spatial).
+The extension's function also takes the op's optional work bound, max_distance (see `edt`).
 """
 
 from __future__ import annotations
