@@ -125,21 +125,33 @@ GD_HD void store(T* out, double g, bool inside, const Finalize* fin) {
   *out = fin ? finalize(v, *fin) : v;
 }
 
+// Which elements a first pass counts as foreground, as 0 or 1 in its counting type C.
+template <typename L, typename C>
+struct IsClass {  // src == fg, compared in L (which vectorises); a class L cannot hold is absent
+  L fg;
+  C fits;
+  GD_HD C operator()(L v) const { return C(v == fg) * fits; }
+};
+template <typename C>
+struct IsInside {  // the class a previous pass carries in the sign bit
+  template <typename T>
+  GD_HD C operator()(T v) const { return C(is_inside(v)); }
+};
+
 // First pass over kLanes adjacent lines of n elements in lockstep (element x of lane j at
 // x * stride + j), so that a CPU vectorises across lanes; the GPU runs one lane per thread.
-// Element x belongs to the foreground when src[x * src_stride] == fg (a mask holds 0/1 with fg = 1;
-// labels hold class indices). With black_border the positions -1 and n are background.
-// w = spacing^2 of this axis. Writes n values per lane to out[x * out_stride]. The loops blend
-// with 0/1 factors instead of branching (that is what lets them vectorise); "none seen yet" is the
-// finite kNone, whose square overflows to +inf.
-template <int kLanes, typename C = double, typename L, typename T>
-GD_HD void first_pass_lanes(const L* __restrict__ src, index_t src_stride, index_t fg,
-                            T* __restrict__ out, index_t out_stride, index_t n, double w,
-                            bool two_sided, bool black_border) {
+// Element x belongs to the foreground when is_fg(src[x * src_stride]) is 1. With black_border
+// the positions -1 and n are background. w = spacing^2 of this axis. Writes n values per lane to
+// out[x * out_stride]: w d^2, negated for the foreground, with d the 1-D distance to the nearest
+// element of the other class (one-sided: 0 for the background). The loops blend with 0/1
+// factors instead of branching (that is what lets them vectorise); "none seen yet" is the finite
+// kNone, whose square overflows to +inf.
+template <int kLanes, typename C, typename L, typename T, typename IsFg>
+GD_HD void first_pass_by(const L* __restrict__ src, index_t src_stride, IsFg is_fg,
+                         T* __restrict__ out, index_t out_stride, index_t n, double w,
+                         bool two_sided, bool black_border) {
   const C kNone = C(sizeof(C) < sizeof(double) ? 3e38 : 1e300);
   const C other_class = two_sided ? C(1) : C(0);  // one-sided: background elements get 0
-  const L fg_l = L(fg);  // compared in L, which vectorises; a class L cannot hold is absent
-  const C fits = index_t(fg_l) == fg ? C(1) : C(0);
   // Forward sweep: distance (in elements) to the nearest element of the other class on the left,
   // from one counter per class of the elements since that class was last seen.
   C since_bg[kLanes], since_fg[kLanes];
@@ -151,7 +163,7 @@ GD_HD void first_pass_lanes(const L* __restrict__ src, index_t src_stride, index
     const L* s = src + x * src_stride;
     T* o = out + x * out_stride;
     for (int j = 0; j < kLanes; ++j) {
-      const C inside = C(s[j] == fg_l) * fits;
+      const C inside = is_fg(s[j]);
       const C bg = since_bg[j] + C(1), fg_ = since_fg[j] + C(1);
       o[j] = T(inside * bg + (C(1) - inside) * fg_);
       since_bg[j] = inside * bg;
@@ -167,7 +179,7 @@ GD_HD void first_pass_lanes(const L* __restrict__ src, index_t src_stride, index
     const L* s = src + x * src_stride;
     T* o = out + x * out_stride;
     for (int j = 0; j < kLanes; ++j) {
-      const C inside = C(s[j] == fg_l) * fits;
+      const C inside = is_fg(s[j]);
       const C bg = since_bg[j] + C(1), fg_ = since_fg[j] + C(1);
       const C right = inside * bg + (C(1) - inside) * fg_;
       since_bg[j] = inside * bg;
@@ -177,6 +189,17 @@ GD_HD void first_pass_lanes(const L* __restrict__ src, index_t src_stride, index
       o[j] = T(C(w) * d * d * (C(1) - C(2) * inside));
     }
   }
+}
+
+// first_pass_by() on a mask or label map: element x is foreground when src[x * src_stride] == fg
+// (a mask holds 0/1 with fg = 1; labels hold class indices).
+template <int kLanes, typename C = double, typename L, typename T>
+GD_HD void first_pass_lanes(const L* __restrict__ src, index_t src_stride, index_t fg,
+                            T* __restrict__ out, index_t out_stride, index_t n, double w,
+                            bool two_sided, bool black_border) {
+  const IsClass<L, C> is_fg{L(fg), index_t(L(fg)) == fg ? C(1) : C(0)};
+  first_pass_by<kLanes, C>(src, src_stride, is_fg, out, out_stride, n, w, two_sided,
+                           black_border);
 }
 
 // First pass over one line (see first_pass_lanes), finalized when it is the last pass (fin).
@@ -284,8 +307,9 @@ GD_HD void window_relax(const T* __restrict__ left, const T* __restrict__ right,
 // one line (kLanes == 1) or one position of every lane (kLanes == kChunk); the loops over a chunk
 // vectorise on a CPU. A chunk stops at the first k with w k^2 >= each of its current minima: no
 // farther site can lower one. With the class in the sign bit, cost(y) = |in[y]| is exact for
-// sites of x's class; an element of the other class costs 0, which `other` (w times the squared
-// 1-D distance to the nearest element of the other class, two-sided only) supplies up front.
+// sites of x's class; an element of the other class costs 0, which `other` (two-sided only:
+// first_pass_by() along this axis on the sign-bit classes, |other| = w times the squared 1-D
+// distance to the nearest element of the other class) supplies up front.
 // Taking |in[y]| for such a y instead is harmless: it is only reached once w k^2 >= other[x] >=
 // the minimum. One-sided, background elements hold +0 and need no `other`. With border_sites
 // (one-sided only) the positions -1 and n are zero-cost sites.
@@ -307,37 +331,28 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
   static_assert(kLanes <= 32, "one bit per lane");
   const double inf = inf_value();
   const index_t size = n * kLanes;
+  const bool capped = cap < inf;
   const T limit = T(w * double(reach + 1) * double(reach + 1));
-  T top[kLanes];
+  T top[kLanes];  // each lane's largest value (capped: unused)
   for (int j = 0; j < kLanes; ++j) top[j] = T(0);
-  for (index_t x = 0; x < n && !(cap < inf); ++x) {
+  for (index_t x = 0; x < n && !capped; ++x) {
     const T* c = in + x * kLanes;
     GD_SIMD
     for (int j = 0; j < kLanes; ++j) top[j] = fabs(c[j]) > top[j] ? fabs(c[j]) : top[j];
   }
-  const bool capped = cap < inf;
   unsigned done = 0;
   for (int j = 0; j < kLanes; ++j) done |= capped || top[j] <= limit ? 1u << j : 0u;
   if (!done) return 0;
   const T ceiling = capped ? T(cap) : T(inf);
-  if (two_sided) {  // 1-D distance to the nearest element of the other class, both ways
-    for (int j = 0; j < kLanes; ++j) {
-      index_t last = -1;
-      for (index_t x = 0; x < n; ++x) {
-        const index_t e = x * kLanes + j;
-        if (x > 0 && is_inside(in[e]) != is_inside(in[e - kLanes])) last = x - 1;
-        const double dx = last < 0 ? inf : double(x - last);
-        other[e] = T(w * dx * dx);
-      }
-      last = -1;
-      for (index_t x = n - 1; x >= 0; --x) {
-        const index_t e = x * kLanes + j;
-        if (x < n - 1 && is_inside(in[e]) != is_inside(in[e + kLanes])) last = x + 1;
-        const double dx = double(last - x);
-        if (last >= 0 && T(w * dx * dx) < other[e]) other[e] = T(w * dx * dx);
-      }
-    }
-  }
+  if (two_sided)  // -w d^2 or w d^2 by class: the 1-D distance to the other class, as pass 1
+    first_pass_by<kLanes, double>(in, kLanes, IsInside<double>{}, other, kLanes, n, w, true,
+                                  false);
+  // Where a chunk's offsets may stop: its largest current minimum, or the cap.
+  auto stop_at = [&](const T* d) {
+    T bound = T(0);
+    for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
+    return bound < ceiling ? bound : ceiling;
+  };
   for (index_t e0 = 0; e0 < size; e0 += kChunk) {
     const index_t m = size - e0 < kChunk ? size - e0 : kChunk;  // < kChunk: a line's last chunk
     const index_t first = e0 / kLanes, last = (e0 + m - 1) / kLanes;  // positions spanned
@@ -349,11 +364,12 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
       for (int i = 0; i < kChunk; ++i) d[i] = fabs(c[i]);
       if (two_sided) {
         GD_SIMD
-        for (int i = 0; i < kChunk; ++i) d[i] = o[i] < d[i] ? o[i] : d[i];
+        for (int i = 0; i < kChunk; ++i) d[i] = fabs(o[i]) < d[i] ? fabs(o[i]) : d[i];
       }
     } else {
       for (int i = 0; i < kChunk; ++i) d[i] = T(0);
-      for (index_t i = 0; i < m; ++i) d[i] = two_sided && o[i] < fabs(c[i]) ? o[i] : fabs(c[i]);
+      for (index_t i = 0; i < m; ++i)
+        d[i] = two_sided && fabs(o[i]) < fabs(c[i]) ? fabs(o[i]) : fabs(c[i]);
     }
     if (border_sites)
       for (index_t i = 0; i < m; ++i) {
@@ -364,9 +380,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
       }
     if (kLanes > 1)
       for (int i = 0; i < kChunk; ++i) d[i] = done >> i & 1u ? d[i] : T(0);
-    T bound = T(0);
-    for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
-    bound = bound < ceiling ? bound : ceiling;
+    T bound = stop_at(d);
     for (index_t k = 1; k < n; ++k) {  // offsets of n or more reach no element
       const T wk = T(w * double(k) * double(k));
       if (!(wk < bound)) break;
@@ -384,11 +398,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
           if (x + k < n && fabs(c[i + shift]) + wk < d[i]) d[i] = fabs(c[i + shift]) + wk;
         }
       }
-      if ((k & 3) == 0) {  // tighten the stopping bound now and then
-        bound = T(0);
-        for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
-        bound = bound < ceiling ? bound : ceiling;
-      }
+      if ((k & 3) == 0) bound = stop_at(d);  // tighten the stopping bound now and then
     }
     if (capped)
       for (int i = 0; i < kChunk; ++i) d[i] = d[i] > ceiling ? T(inf) : d[i];
