@@ -1,9 +1,10 @@
 """Which implementation runs a transform: registry and selection of backends.
 
 Every backend is a function with the contract of the op `gpudist::distance_transform`:
-(src, num_classes, spacing, convention, black_border, dtype) -> Tensor, where src is a contiguous
-bool mask (B, *spatial) when num_classes == 0, else labels (B, *spatial) giving (B, C, *spatial).
-The extension's function also takes the op's optional work bound, max_distance (see `edt`).
+(src, num_classes, spacing, convention, black_border, dtype, max_distance=None) -> Tensor, where
+src is a contiguous bool mask (B, *spatial) when num_classes == 0, else labels (B, *spatial)
+giving (B, C, *spatial). max_distance bounds the work, not the result: distances beyond it may
+come back as +inf (only the extension's CPU kernels use it; `edt` clears beyond it for all).
 """
 
 from __future__ import annotations

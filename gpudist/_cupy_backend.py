@@ -199,5 +199,7 @@ def _(src: torch.Tensor, num_classes: int, spacing: list[float], convention: str
 
 
 def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
-                       convention: str, black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+                       convention: str, black_border: bool, dtype: torch.dtype,
+                       max_distance: float | None = None) -> torch.Tensor:
+    """The backend contract; max_distance is a work bound the kernels do not use."""
     return distance_transform_cupy(src, num_classes, list(spacing), convention, black_border, dtype)

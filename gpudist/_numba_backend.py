@@ -135,8 +135,10 @@ def _envelope_pass(out, w, two_sided, black_border):
 
 
 def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
-                       convention: str, black_border: bool, dtype: torch.dtype) -> torch.Tensor:
-    """Same contract as the extension's op `gpudist::distance_transform` (CPU tensors only)."""
+                       convention: str, black_border: bool, dtype: torch.dtype,
+                       max_distance: float | None = None) -> torch.Tensor:
+    """Same contract as the extension's op `gpudist::distance_transform` (CPU tensors only);
+    every distance is computed, which the work bound max_distance allows."""
     if src.device.type != "cpu":
         raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
     _finalize.check_black_border(convention, black_border)

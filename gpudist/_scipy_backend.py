@@ -44,8 +44,10 @@ def _one(mask: np.ndarray, spacing: Sequence[float], convention: str,
 
 
 def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
-                       convention: str, black_border: bool, dtype: torch.dtype) -> torch.Tensor:
-    """Same contract as the extension's op `gpudist::distance_transform`, on any device."""
+                       convention: str, black_border: bool, dtype: torch.dtype,
+                       max_distance: float | None = None) -> torch.Tensor:
+    """Same contract as the extension's op `gpudist::distance_transform`, on any device; every
+    distance is computed, which the work bound max_distance allows."""
     _finalize.check_black_border(convention, black_border)
     arr = src.detach().cpu().numpy()
     if num_classes:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import _backends, _extension
+from . import _backends
 from ._validate import (
     check_integer_dtype,
     check_mask_dtype,
@@ -41,10 +41,7 @@ def _run(src: torch.Tensor, num_classes: int, spacing: tuple[float, ...], conven
          black_border: bool, dtype: torch.dtype, backend: str | None,
          max_distance: float | None = None) -> torch.Tensor:
     fn = _backends.resolve(backend, src.device)
-    if max_distance is not None and fn is _extension.distance_transform:
-        # Only the extension's op takes the bound (its CPU kernels then skip far work).
-        return fn(src, num_classes, spacing, convention, black_border, dtype, max_distance)
-    return fn(src, num_classes, spacing, convention, black_border, dtype)
+    return fn(src, num_classes, spacing, convention, black_border, dtype, max_distance)
 
 
 def _batched_mask(x: torch.Tensor, ndim: int) -> torch.Tensor:
