@@ -6,7 +6,8 @@ Needs CUDA torch, CuPy, scipy and nvcc. Steps, each with a time limit (under 8 m
   3. compares every CUDA backend with scipy (float64) on fresh random and nasty inputs, outputs
      poisoned before each run, every element checked; the timed cases are checked against CuPy,
   4. times the gpudist backends against cupyx.scipy.ndimage.distance_transform_edt (CuPy looped
-     over the images of a batch) and prints one table, last, with each case's minimal bytes moved
+     over the images of a batch), then the fused boundary loss against the unfused expression
+     (bench_losses.py), and prints one table, last, with each EDT case's minimal bytes moved
      (read the bool mask, write float32 distances) and the time that takes at the measured
      device-to-device copy bandwidth.
 
@@ -200,6 +201,9 @@ def main() -> int:
     fns = backends()  # imports gpudist after the build
     ok = check_vs_scipy(fns)
     rows = benchmark(fns)
+    step("fused boundary loss vs the unfused expression (benchmarks/bench_losses.py)")
+    subprocess.run([sys.executable, os.path.join(ROOT, "benchmarks", "bench_losses.py"),
+                    "--device", "cuda", "--repeats", "10"], cwd=ROOT, timeout=120, check=False)
     step(f"summary ({time.perf_counter() - t0:.0f} s in all)")
     print("\n".join(rows))
     return 0 if ok else 1

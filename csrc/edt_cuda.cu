@@ -13,6 +13,7 @@
 
 #include <algorithm>
 
+#include "cuda_launch.h"
 #include "distance_transform.h"
 #include "kernels/edt_kernels.cu"
 
@@ -28,14 +29,6 @@ auto first_pass_kernel(const int32_t*, double*) { return &gd_first_pass_i32_f64;
 auto first_pass_kernel(const long long*, double*) { return &gd_first_pass_i64_f64; }
 auto envelope_kernel(float*) { return &gd_envelope_f32; }
 auto envelope_kernel(double*) { return &gd_envelope_f64; }
-
-// Threads the device holds at once: multiprocessors * threads per multiprocessor.
-index_t resident_threads(int device) {
-  int sms = 0, per_sm = 0;
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  C10_CUDA_CHECK(cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxThreadsPerMultiProcessor, device));
-  return index_t(sms) * per_sm;
-}
 
 template <typename T, typename L>
 void run_passes(const L* src, at::Tensor& out, const Plan& p) {

@@ -22,11 +22,16 @@ else:
 AVAILABLE = LOAD_ERROR is None
 
 
+def has_kernel(op: str, device: torch.device | str) -> bool:
+    """True when the extension is loaded and has a kernel of `op` ("gpudist::name") for the
+    device's type."""
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)
+    return AVAILABLE and key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+
+
 def has_cuda_kernels() -> bool:
     """True when the extension was built with its CUDA kernels."""
-    return AVAILABLE and torch._C._dispatch_has_kernel_for_dispatch_key(
-        "gpudist::distance_transform", "CUDA"
-    )
+    return has_kernel("gpudist::distance_transform", "cuda")
 
 
 if AVAILABLE:
@@ -46,6 +51,18 @@ if AVAILABLE:
         if num_classes > 0:
             sizes.insert(1, num_classes)
         return src.new_empty(sizes, dtype=dtype)
+
+    @torch.library.register_fake("gpudist::boundary_loss_forward")
+    def _boundary_loss_forward_fake(logits: torch.Tensor, phi: torch.Tensor,
+                                    idc: Sequence[int]) -> torch.Tensor:
+        torch._check(phi.shape == logits.shape, lambda: "phi must have the shape of logits")
+        return logits.new_empty((logits.shape[0],))
+
+    @torch.library.register_fake("gpudist::boundary_loss_backward")
+    def _boundary_loss_backward_fake(grad: torch.Tensor, logits: torch.Tensor, phi: torch.Tensor,
+                                     idc: Sequence[int]) -> torch.Tensor:
+        torch._check(phi.shape == logits.shape, lambda: "phi must have the shape of logits")
+        return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 elif "No module named" not in LOAD_ERROR and "GPUDIST_NO_EXTENSION" not in LOAD_ERROR:
     warnings.warn(f"gpudist: the compiled extension failed to load ({LOAD_ERROR}); "

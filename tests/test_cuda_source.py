@@ -29,6 +29,7 @@ KERNELS = os.path.join(ROOT, "csrc", "kernels")
 KERNEL_FILES = sorted(glob.glob(os.path.join(KERNELS, "*.cu")))
 SHIM = os.path.join(ROOT, "tests", "cuda_shim")
 ARCHS = ("sm_80", "sm_90")
+F64 = torch.float64
 
 
 def _nvcc() -> str | None:
@@ -52,8 +53,10 @@ def test_nvcc_compiles_without_warnings_or_spills(path, arch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(_nvcc() is None, reason="nvcc not found (install a CUDA toolkit)")
-def test_nvcc_compiles_torch_launcher(tmp_path):
-    """csrc/edt_cuda.cu (host and device code) against this torch's headers, as setup.py builds it.
+@pytest.mark.parametrize("launcher", sorted(glob.glob(os.path.join(ROOT, "csrc", "*.cu"))),
+                         ids=os.path.basename)
+def test_nvcc_compiles_torch_launcher(launcher, tmp_path):
+    """csrc/*.cu (host and device code) against this torch's headers, as setup.py builds them.
     A CPU torch wheel lacks the generated header c10/cuda/impl/cuda_cmake_macros.h: stubbed."""
     from torch.utils import cpp_extension
 
@@ -66,7 +69,7 @@ def test_nvcc_compiles_torch_launcher(tmp_path):
     cmd = [_nvcc(), "-c", "-arch=sm_90", "-O3", "-std=c++17", "--expt-relaxed-constexpr",
            "-DWITH_CUDA", f"-I{os.path.join(ROOT, 'csrc')}",
            f"-I{sysconfig.get_paths()['include']}", *(f"-I{d}" for d in includes),
-           "-o", str(tmp_path / "edt_cuda.o"), os.path.join(ROOT, "csrc", "edt_cuda.cu")]
+           "-o", str(tmp_path / "launcher.o"), launcher]
     run = subprocess.run(cmd, capture_output=True, text=True)
     assert run.returncode == 0, run.stdout + run.stderr
 
@@ -235,3 +238,62 @@ def test_shim_anisotropic_precision(shim):
     g = torch.Generator().manual_seed(3)
     mask = torch.rand((1, 64, 96, 80), generator=g) < 0.97
     _check(shim, mask, spacing=(2.5, 1.0, 0.7), convention="edt", resident=4096)
+
+
+# --- the fused boundary loss kernels on the shim --------------------------------------------
+
+
+def _launch(lib, kernel, args, blocks: tuple[int, int], block: int) -> None:
+    """Runs `kernel` once per thread of a (blocks[0], blocks[1]) grid of `block` threads."""
+    dims = {name: _Dim3.in_dll(lib, name) for name in ("blockDim", "gridDim", "blockIdx",
+                                                       "threadIdx")}
+    dims["blockDim"].x, dims["blockDim"].y = block, 1
+    dims["gridDim"].x, dims["gridDim"].y = blocks
+    for by in range(blocks[1]):
+        dims["blockIdx"].y = by
+        for bx in range(blocks[0]):
+            dims["blockIdx"].x = bx
+            for t in range(block):
+                dims["threadIdx"].x = t
+                kernel(*args)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
+@pytest.mark.parametrize("shape,idc,slots,rows", [((2, 3, 37), [0, 2], 5, 2),
+                                                  ((3, 2, 4, 5), [1], 3, 2),
+                                                  ((1, 4, 1), [0, 1, 2, 3], 1, 1),
+                                                  ((2, 5, 9), [4], 16, 1)])
+def test_shim_boundary_loss(shim, dtype, shape, idc, slots, rows):
+    """The CUDA launcher's kernels (partial sums per thread, grid-stride backward), thread by
+    thread, against the softmax expression in float64, including a grid with fewer rows than
+    samples and more threads than voxels."""
+    g = torch.Generator().manual_seed(sum(shape) + slots)
+    z = (torch.randn(shape, generator=g, dtype=F64) * 4).to(dtype)
+    phi = (torch.randn(shape, generator=g, dtype=F64) * 9).to(dtype)
+    z[0, 0, 0] = -200.0  # below the exp's range: a zero probability
+    b, c, voxels = shape[0], shape[1], z[0, 0].numel()
+    flags = np.array([k in idc for k in range(c)], dtype=np.uint8)
+    suffix = "f32" if dtype == torch.float32 else "f64"
+    ptr = lambda a: ctypes.c_void_p(a.ctypes.data)  # noqa: E731
+    zn, pn = np.ascontiguousarray(z.numpy()), np.ascontiguousarray(phi.numpy())
+    partial = np.full((b, slots), np.nan)
+    block = 4
+    _launch(shim, getattr(shim, f"gd_boundary_forward_{suffix}"),
+            (ptr(zn), ptr(pn), ptr(flags), ctypes.c_longlong(c), ctypes.c_longlong(voxels),
+             ctypes.c_longlong(b), ctypes.c_longlong(slots), ptr(partial)),
+            (-(-slots // block), rows), block)
+    count = len(idc) * voxels
+    zz = z.to(F64).requires_grad_()
+    ref = (torch.softmax(zz, 1)[:, idc] * phi.to(F64)[:, idc]).flatten(1).sum(1) / count
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(torch.from_numpy(partial.sum(1) / count), ref.detach(),
+                               rtol=tol, atol=tol)
+    upstream = torch.rand(b, generator=g, dtype=F64)
+    (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), zz)
+    scale = np.ascontiguousarray((upstream / count).to(dtype).numpy())
+    grad = np.full(zn.shape, np.nan, dtype=zn.dtype)
+    _launch(shim, getattr(shim, f"gd_boundary_backward_{suffix}"),
+            (ptr(zn), ptr(pn), ptr(flags), ctypes.c_longlong(c), ctypes.c_longlong(voxels),
+             ctypes.c_longlong(b), ptr(scale), ptr(grad)), (2, 1), 3)
+    torch.testing.assert_close(torch.from_numpy(grad).to(F64), ref_grad,
+                               rtol=tol * 10, atol=tol * ref_grad.abs().max().item())

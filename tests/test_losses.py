@@ -170,9 +170,22 @@ def test_fused_op_opcheck(idc):
     torch.library.opcheck(torch.ops.gpudist.boundary_loss_from_logits.default, (z, phi, idc))
 
 
+@pytest.fixture(params=["native", "torch"])
+def fused_impl(request, monkeypatch):
+    """Runs a test on the extension's fused kernels, then on the torch-ops implementation (the one
+    used without the extension)."""
+    from gpudist import _fused_boundary
+
+    if request.param == "native" and not _fused_boundary._native(torch.device("cpu")):
+        pytest.skip("the extension is not built")
+    if request.param == "torch":
+        monkeypatch.setattr(_fused_boundary, "_native", lambda device: False)
+    return request.param
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32, F64])
 @pytest.mark.parametrize("idc", [None, [1, 2]])
-def test_fused_matches_unfused(dtype, idc):
+def test_fused_matches_unfused(dtype, idc, fused_impl):
     labels = blob_labels((2, 9, 8), 4, seed=5)
     phi = gpudist.labels_to_dist(labels, 4)
     z64 = torch.randn(2, 4, 9, 8, dtype=F64) * 3
@@ -196,17 +209,96 @@ def test_fused_matches_unfused(dtype, idc):
                                                                   max_size=3),
        data=st.data())
 def test_fused_matches_unfused_random_shapes(b, c, spatial, data):
+    """Both dtypes the kernels run in, on layouts they must read through (a permuted view)."""
     idc = data.draw(st.lists(st.integers(0, c - 1), min_size=1, max_size=c, unique=True))
+    dtype = data.draw(st.sampled_from([torch.float32, F64]))
     gen = torch.Generator().manual_seed(b * 100 + c)
-    z = torch.randn((b, c, *spatial), dtype=F64, generator=gen, requires_grad=True)
-    phi = torch.randn((b, c, *spatial), dtype=F64, generator=gen) * 5
+    shape = (b, c, *spatial)
+    z64 = torch.randn(shape, dtype=F64, generator=gen) * data.draw(st.sampled_from([1.0, 30.0]))
+    phi = (torch.randn(shape, dtype=F64, generator=gen) * 5).to(dtype)
+    z = z64.to(dtype)
+    if data.draw(st.booleans()):  # channels last: the class axis innermost in memory
+        order = (0, *range(2, len(shape)), 1)
+        z = z.permute(order).contiguous().permute(np.argsort(order).tolist())
+    z.requires_grad_()
     fused = L.boundary_loss(z, phi, idc, from_logits=True, reduction="none", validate=False)
     (g_fused,) = torch.autograd.grad(fused.sum(), z)
     s = sorted(idc)
-    unfused = (torch.softmax(z, 1)[:, s] * phi[:, s]).flatten(1).mean(1)
-    (g_unfused,) = torch.autograd.grad(unfused.sum(), z)
-    torch.testing.assert_close(fused, unfused, rtol=1e-12, atol=1e-12)
-    torch.testing.assert_close(g_fused, g_unfused, rtol=1e-10, atol=1e-13)
+    z64 = z.detach().to(F64).requires_grad_()
+    unfused = (torch.softmax(z64, 1)[:, s] * phi.to(F64)[:, s]).flatten(1).mean(1)
+    (g_unfused,) = torch.autograd.grad(unfused.sum(), z64)
+    tol = 1e-12 if dtype == F64 else 1e-6
+    assert fused.dtype == dtype and g_fused.dtype == dtype
+    scale = phi.abs().max().item() + 1
+    torch.testing.assert_close(fused.to(F64), unfused, rtol=tol, atol=tol * scale)
+    torch.testing.assert_close(g_fused.to(F64), g_unfused, rtol=tol * 10,
+                               atol=tol * scale / z[0, 0].numel())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_fused_kernels_opcheck(dtype):
+    if not gpudist._extension.has_kernel("gpudist::boundary_loss_forward", "cpu"):
+        pytest.skip("the extension is not built")
+    z, phi = torch.randn(2, 3, 4, 5, dtype=dtype), torch.randn(2, 3, 4, 5, dtype=dtype)
+    torch.library.opcheck(torch.ops.gpudist.boundary_loss_forward.default, (z, phi, [0, 2]))
+    torch.library.opcheck(torch.ops.gpudist.boundary_loss_backward.default,
+                          (torch.rand(2, dtype=dtype), z, phi, [1]))
+
+
+def test_fused_kernels_reject_bad_arguments():
+    if not gpudist._extension.has_kernel("gpudist::boundary_loss_forward", "cpu"):
+        pytest.skip("the extension is not built")
+    fwd, bwd = torch.ops.gpudist.boundary_loss_forward, torch.ops.gpudist.boundary_loss_backward
+    z = torch.randn(2, 3, 4)
+    cases = [
+        (lambda: fwd(z[0], z[0], [0]), "logits must be \\(B, C, \\*spatial\\)"),
+        (lambda: fwd(z.half(), z.half(), [0]), "logits must be float32 or float64"),
+        (lambda: fwd(z, z[:, :2], [0]), "phi must have the shape of logits"),
+        (lambda: fwd(z, z.double(), [0]), "phi must have the dtype of logits"),
+        (lambda: fwd(z, z, []), "idc must not be empty"),
+        (lambda: fwd(z, z, [3]), "idc values must be in \\[0, 3\\)"),
+        (lambda: fwd(z, z, [-1]), "idc values must be in"),
+        (lambda: fwd(z, z, [1, 1]), "idc values must be unique"),
+        (lambda: bwd(torch.ones(3), z, z, [0]), "grad must be \\(B,\\)"),
+        (lambda: bwd(torch.ones(2, dtype=F64), z, z, [0]), "grad must be"),
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_fused_kernels_edge_values():
+    """NaN logits give a NaN loss (validate=False lets them through); a -inf or very negative
+    logit is a zero probability; an empty batch or spatial extent gives zeros."""
+    z = torch.tensor([[[0.0], [float("-inf")]], [[float("nan")], [0.0]], [[0.0], [-200.0]],
+                      [[3.0], [3.0]]])
+    phi = torch.ones_like(z)
+    got = L.boundary_loss(z, phi, [1], from_logits=True, reduction="none", validate=False)
+    assert got[0] == 0 and torch.isnan(got[1]) and got[2] == 0 and got[3] == 0.5
+    finite = z[[0, 2, 3]].requires_grad_()
+    (grad,) = torch.autograd.grad(
+        L.boundary_loss(finite, phi[[0, 2, 3]], [1], from_logits=True, validate=False), finite)
+    assert torch.isfinite(grad).all()
+    for shape in ((0, 3, 4), (2, 3, 0)):
+        e = torch.zeros(shape, requires_grad=True)
+        loss = L.boundary_loss(e, torch.zeros(shape), [1], from_logits=True,
+                               reduction="none", validate=False)
+        loss.sum().backward()
+        assert loss.shape == (shape[0],) and e.grad.shape == shape
+
+
+def test_fused_loss_does_not_depend_on_the_thread_count():
+    z, phi = torch.randn(3, 4, 70, 90), torch.randn(3, 4, 70, 90) * 10
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for n in (1, 2, 3):
+            torch.set_num_threads(n)
+            results.append(L.boundary_loss(z, phi, [1, 3], from_logits=True, reduction="none",
+                                           validate=False))
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(results[0], r) for r in results[1:])
 
 
 def test_fused_saves_only_inputs():
@@ -479,15 +571,18 @@ def test_all_losses_accept_dtypes(dtype):
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 @pytest.mark.cuda
-def test_cuda_matches_cpu():
-    labels = blob_labels((2, 16, 16), 3, seed=1)
-    maps = gpudist.labels_to_dist(labels, 3)
-    z = torch.randn(2, 3, 16, 16, requires_grad=True)
+@pytest.mark.parametrize("shape,dtype", [((2, 3, 16, 16), torch.float32),
+                                         ((5, 4, 33, 7, 9), torch.float32),
+                                         ((3, 3, 300, 257), F64)])
+def test_cuda_matches_cpu(shape, dtype):
+    labels = blob_labels((shape[0], *shape[2:]), shape[1], seed=1)
+    maps = gpudist.labels_to_dist(labels, shape[1], dtype=dtype)
+    z = torch.randn(shape, dtype=dtype, requires_grad=True)
     zc = z.detach().cuda().requires_grad_()
-    cpu = L.boundary_loss(z, maps, [1, 2], from_logits=True)
-    gpu = L.boundary_loss(zc, maps.cuda(), [1, 2], from_logits=True)
-    cpu.backward()
-    gpu.backward()
+    cpu = L.boundary_loss(z, maps, [1, 2], from_logits=True, reduction="none")
+    gpu = L.boundary_loss(zc, maps.cuda(), [1, 2], from_logits=True, reduction="none")
+    cpu.sum().backward()
+    gpu.sum().backward()
     torch.testing.assert_close(gpu.cpu(), cpu)
     torch.testing.assert_close(zc.grad.cpu(), z.grad)
 

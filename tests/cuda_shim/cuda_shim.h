@@ -1,4 +1,4 @@
-// CPU stand-ins for the CUDA C keywords and built-ins edt_kernels.cu uses, so that g++ builds its
+// CPU stand-ins for the CUDA C keywords and built-ins the kernels use, so that g++ builds its
 // kernels as plain functions. The host driver (tests/test_cuda_source.py) sets blockIdx/threadIdx
 // and calls a kernel once per thread of the grid. The kernels use no shared memory or barriers, so
 // running the threads one after another is a valid schedule.

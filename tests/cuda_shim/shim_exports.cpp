@@ -1,5 +1,7 @@
-// The kernels of edt_kernels.cu as a ctypes-loadable library, plus its launch geometry.
+// The kernels of edt_kernels.cu and boundary_loss_kernels.cu as a ctypes-loadable library, plus
+// the EDT launch geometry.
 #include "cuda_shim.h"
+#include "boundary_loss_kernels.cu"
 #include "edt_kernels.cu"
 
 extern "C" long long shim_launch_slots(long long lines, long long resident, long long words) {
