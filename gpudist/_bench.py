@@ -9,8 +9,11 @@ Method (also in benchmarks/README.md), per case and runner:
    with rtol 1e-6 everywhere; a peer's max absolute/relative error is recorded on the images that
    have background (approximate peers are marked).
 4. Timed calls (CUDA synchronised inside the timed region) repeat until `min_time` seconds or
-   `max_repeats` calls; the median is reported. Each call's peak memory is taken around it: host
-   RSS high-water mark reset through /proc/self/clear_refs, or the CUDA allocators' peaks.
+   `max_repeats` calls; the median is reported. Then one more call, untimed, gives the peak memory:
+   host RSS high-water mark reset through /proc/self/clear_refs (after malloc_trim, so that freed
+   heap pages count again), or the CUDA allocators' peaks. The probe stays out of the timed calls:
+   its malloc_trim would make every call fault its output's pages in afresh, which a loop calling
+   a transform repeatedly (a data loader, a training step) does not pay.
 5. A call whose estimated time or memory exceeds the limits is skipped with the reason. Time is
    extrapolated from the runner's largest case so far that took over 50 ms (below that, fixed
    costs dominate), else from a pessimistic prior per runner.
@@ -215,21 +218,22 @@ class Bench:
         return None
 
     def _time(self, runner: Runner, x: Any, case: Case) -> tuple[list[float], int | None]:
+        """Seconds of each timed call, then the peak memory of one more call."""
         sync, mem = _sync(runner.device), _PeakMemory(runner.device)
         times: list[float] = []
-        peak: int | None = None
-        while True:
-            mem.start()
+        while not times or (sum(times) < self.settings.min_time
+                            and len(times) < self.settings.max_repeats):
             t0 = time.perf_counter()
             out = runner.run(x, case)
             sync()
             times.append(time.perf_counter() - t0)
-            used = mem.stop()
             del out
-            if used is not None:
-                peak = max(peak or 0, used)
-            if sum(times) >= self.settings.min_time or len(times) >= self.settings.max_repeats:
-                return times, peak
+        mem.start()
+        out = runner.run(x, case)
+        sync()
+        peak = mem.stop()
+        del out
+        return times, peak
 
     def _run_one(self, runner: Runner, case: Case, mask: np.ndarray, ref: np.ndarray | None,
                  ref_out: Any, bg: np.ndarray) -> dict[str, Any]:
