@@ -138,7 +138,107 @@ void dispatch_src(const at::Tensor& src, T* out, const Plan& p) {
   }
 }
 
+// Squared distance, in pass units, from the element at g to the nearest background element, by
+// direct search over the first pass's output g (axis 0 done: |g| is the squared distance along
+// it): min over offsets t along `axis` (coordinate `at` on it, outward from 0) of w t^2 plus the
+// same search one axis down, stopping once w t^2 reaches the best so far. Exact below `cap`; a
+// result of cap or more comes back as cap. The work grows with the distance found (about
+// d^(nd-1) elements read), so it pays where the distances asked for are short.
+template <typename T>
+double search_nearest(const T* g, const index_t* at, const Plan& p, const index_t* stride,
+                      int axis, double cap) {
+  if (axis == 0) return std::min(cap, double(std::fabs(*g)));
+  const index_t n = p.shape[axis], s = stride[axis], x = at[axis];
+  const double w = p.w[axis];
+  double best = cap;
+  for (index_t t = 0; x - t >= 0 || x + t < n; ++t) {
+    const double wt = w * double(t) * double(t);
+    if (wt >= best) break;
+    if (x - t >= 0) best = std::min(best, wt + search_nearest(g - t * s, at, p, stride, axis - 1,
+                                                              best - wt));
+    if (t > 0 && x + t < n)
+      best = std::min(best, wt + search_nearest(g + t * s, at, p, stride, axis - 1, best - wt));
+  }
+  return best;
+}
+
+// The first index in [from, to) where bytes is nonzero, else `to`; eight bytes at a time.
+inline index_t next_nonzero(const uint8_t* bytes, index_t from, index_t to) {
+  for (uint64_t word; from + 8 <= to; from += 8) {
+    std::memcpy(&word, bytes + from, 8);
+    if (word) break;
+  }
+  while (from < to && !bytes[from]) ++from;
+  return from;
+}
+
+// distance_at, item by item over at::parallel_for's threads (a single item runs on one thread):
+// the item's first pass into the thread's scratch (one item's volume, reused, so it stays in
+// cache for the searches), then search_nearest from each query element, in row-major order.
+// Items without background give +inf at once.
+template <typename T>
+at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
+                       const at::TensorOptions& options) {
+  const int nd = static_cast<int>(p.shape.size());
+  index_t volume = 1;
+  std::vector<index_t> stride(nd, 1);
+  for (int a = nd - 1; a >= 0; --a) {
+    stride[a] = volume;
+    volume *= p.shape[a];
+  }
+  Plan item_plan = p;
+  item_plan.items = 1;
+  std::vector<std::vector<T>> found(p.items);
+  at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
+    std::vector<T> g(volume);
+    std::vector<index_t> at(nd);
+    for (index_t r = begin; r < end; ++r) {
+      const uint8_t* s = src + r * volume;
+      const uint8_t* q = query + r * volume;
+      const bool has_site = std::memchr(s, 0, volume) != nullptr;
+      if (has_site) first_pass(s, g.data(), item_plan, volume);  // nested: runs on this thread
+      for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume)) {
+        if (!has_site || nd == 1) {  // for nd == 1 the first pass is the finished transform
+          found[r].push_back(has_site ? g[e] : T(INFINITY));
+          continue;
+        }
+        index_t rest = e;  // the element's coordinates
+        for (int a = 0; a < nd; ++a) {
+          at[a] = rest / stride[a];
+          rest %= stride[a];
+        }
+        const double d2 =
+            search_nearest(g.data() + e, at.data(), p, stride.data(), nd - 1, double(INFINITY));
+        found[r].push_back(T(std::sqrt(d2) * p.fin.scale));
+      }
+    }
+  });
+  std::vector<index_t> offset(p.items + 1, 0);
+  for (index_t r = 0; r < p.items; ++r) offset[r + 1] = offset[r] + index_t(found[r].size());
+  at::Tensor out = at::empty({offset[p.items]}, options);
+  for (index_t r = 0; r < p.items; ++r)
+    std::copy(found[r].begin(), found[r].end(), out.data_ptr<T>() + offset[r]);
+  return out;
+}
+
 }  // namespace
+
+at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_any,
+                           at::ArrayRef<double> spacing, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
+  TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool && query_any.scalar_type() == at::kBool,
+                    "gpudist: src and query must be bool masks");
+  TORCH_CHECK_VALUE(query_any.sizes() == src_any.sizes() && query_any.device() == src_any.device(),
+                    "gpudist: query must have the shape and device of src");
+  const at::Tensor src = src_any.contiguous(), query = query_any.contiguous();
+  const Plan plan = make_plan(src, 0, spacing, "edt", false, dtype, std::nullopt);
+  const at::TensorOptions options = src.options().dtype(dtype);
+  if (src.numel() == 0) return at::empty({0}, options);
+  const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());
+  const auto* q = reinterpret_cast<const uint8_t*>(query.const_data_ptr<bool>());
+  return dtype == at::kFloat ? distance_at<float>(s, q, plan, options)
+                             : distance_at<double>(s, q, plan, options);
+}
 
 at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes,
                                   at::ArrayRef<double> spacing, const std::string& convention,
@@ -162,6 +262,9 @@ at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes
   return out;
 }
 
-TORCH_LIBRARY_IMPL(gpudist, CPU, m) { m.impl("distance_transform", &distance_transform_cpu); }
+TORCH_LIBRARY_IMPL(gpudist, CPU, m) {
+  m.impl("distance_transform", &distance_transform_cpu);
+  m.impl("distance_at", &distance_at_cpu);
+}
 
 }  // namespace gpudist

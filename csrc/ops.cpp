@@ -129,6 +129,10 @@ TORCH_LIBRARY(gpudist, m) {
   m.def(
       "distance_transform(Tensor src, int num_classes, float[] spacing, str convention, "
       "bool black_border, ScalarType dtype, float? max_distance=None) -> Tensor");
+  // The edt of a bool mask src (B, *spatial) at the elements where query is true, as a 1-D tensor
+  // in row-major order (that of query.nonzero()). The work grows with the distances asked for,
+  // not with the volume beyond one linear pass: for queries near the background (the CPU only).
+  m.def("distance_at(Tensor src, Tensor query, float[] spacing, ScalarType dtype) -> Tensor");
   // The fused boundary loss from logits (B, C, *spatial) against maps phi of the same shape and
   // dtype (float32 or float64): per-sample losses (B,) = sum_{k in idc, v} softmax(logits)_kv
   // phi_kv / (|idc| S), and their gradient with respect to the logits for an incoming grad (B,).

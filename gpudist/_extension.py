@@ -52,6 +52,12 @@ if AVAILABLE:
             sizes.insert(1, num_classes)
         return src.new_empty(sizes, dtype=dtype)
 
+    @torch.library.register_fake("gpudist::distance_at")
+    def _distance_at_fake(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
+                          dtype: torch.dtype) -> torch.Tensor:
+        torch._check(query.shape == src.shape, lambda: "query must have the shape of src")
+        return src.new_empty((torch.library.get_ctx().new_dynamic_size(),), dtype=dtype)
+
     @torch.library.register_fake("gpudist::boundary_loss_forward")
     def _boundary_loss_forward_fake(logits: torch.Tensor, phi: torch.Tensor,
                                     idc: Sequence[int]) -> torch.Tensor:
@@ -82,3 +88,11 @@ def distance_transform(
     return torch.ops.gpudist.distance_transform.default(
         src, num_classes, list(spacing), convention, black_border, dtype, max_distance
     )
+
+
+def distance_at(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
+                dtype: torch.dtype) -> torch.Tensor:
+    """edt(src, spacing)[query] for bool src and query (B, *spatial): 1-D, in row-major order;
+    +inf in items without background. Its work grows with the distances asked for rather than
+    with the volume: for queries near the background (surfaces)."""
+    return torch.ops.gpudist.distance_at.default(src, query, list(spacing), dtype)

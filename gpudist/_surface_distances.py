@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import _surface
+from . import _extension, _surface
 from .distance import edt
 
 
@@ -94,17 +94,18 @@ class Directed:
         return self.dist.gather(1, idx[:, None])[:, 0]
 
 
-def _rows(dist_map: torch.Tensor, border: torch.Tensor, codes: torch.Tensor | None,
+def _rows(values: torch.Tensor, border: torch.Tensor, codes: torch.Tensor | None,
           tables: torch.Tensor | None) -> Directed:
-    """Gathers dist_map[border] per row into the padded layout.
+    """Lays out the distances of the border elements per row in the padded layout.
 
-    dist_map, border: (N, *spatial). Weights: 1 per element when codes is None, else
-    tables[n, codes[n, ...]] with codes (N, *spatial) uint8 and tables (N, n_codes) float64.
+    values: (border.sum(),) the distances at border's elements in row-major order; border:
+    (N, *spatial). Weights: 1 per element when codes is None, else tables[n, codes[n, ...]] with
+    codes (N, *spatial) uint8 and tables (N, n_codes) float64.
     """
     n = border.shape[0]
     row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
     count = torch.bincount(row, minlength=n)
-    values = dist_map.reshape(n, -1)[row, flat].to(torch.float64)
+    values = values.to(torch.float64)
     w = (torch.ones_like(values) if codes is None
          else tables[row, codes.reshape(n, -1)[row, flat].long()])
     width = int(count.max()) if n else 0
@@ -154,27 +155,45 @@ def _crop_each(pred: torch.Tensor, target: torch.Tensor
     return crop(pred), crop(target), pred_empty, target_empty
 
 
-def _edt_of_surfaces(borders: list[torch.Tensor], spacing: torch.Tensor,
-                     dtype: torch.dtype) -> torch.Tensor:
-    """Distance from every point to the nearest surface element of its row, +inf if none.
+def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor],
+                           spacing: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Distance from each query element to the nearest site (surface element) of its row, +inf
+    when the row has none, as a 1-D tensor in row-major order (that of `query.nonzero()`).
 
-    borders: tensors (N_i, *spatial) bool, stacked as rows; spacing: (sum N_i, ndim) float64.
-    One `edt` call per distinct spacing (one in the common case), over every row that has it.
+    sites, queries: pairs of tensors (N_i, *spatial) bool, stacked as rows; spacing:
+    (sum N_i, ndim) float64. Where the extension has `distance_at` for the device, it searches
+    outward from each query (its surface is close to the other one, so this is short);
+    otherwise a full `edt`, then read at the queries. One call per distinct spacing (one in the
+    common case).
     """
-    first = borders[0]
+    first = sites[0]
     ndim = first.dim() - 1
-    seeds = first.new_empty((sum(len(b) for b in borders),) + tuple(first.shape[1:]))
+    seeds = first.new_empty((sum(len(b) for b in sites),) + tuple(first.shape[1:]))
     at = 0
-    for b in borders:  # the transform's zeros are the surface elements
+    for b in sites:  # the transform's zeros are the surface elements
         torch.logical_not(b, out=seeds[at:at + len(b)])
         at += len(b)
+    query = torch.cat(queries) if len(queries) > 1 else queries[0]
+    search = _extension.has_kernel("gpudist::distance_at", seeds.device)
+
+    def distances(rows: torch.Tensor | slice, sampling: tuple[float, ...]) -> torch.Tensor:
+        if search:
+            return _extension.distance_at(seeds[rows], query[rows], sampling, dtype)
+        return edt(seeds[rows], sampling, ndim=ndim, dtype=dtype)[query[rows]]
+
     unique, inverse = torch.unique(spacing, dim=0, return_inverse=True)
     if unique.shape[0] == 1:
-        return edt(seeds, tuple(unique[0].tolist()), ndim=ndim, dtype=dtype)
-    out = torch.empty(seeds.shape, dtype=dtype, device=seeds.device)
+        return distances(slice(None), tuple(unique[0].tolist()))
+    # Several spacings: each group's values go to its rows' places in the row-major order.
+    count = query.reshape(len(query), -1).sum(1)
+    start = torch.cumsum(count, 0) - count
+    out = torch.empty(int(count.sum()), dtype=dtype, device=seeds.device)
     for g in range(unique.shape[0]):
         rows = torch.nonzero(inverse == g)[:, 0]
-        out[rows] = edt(seeds[rows], tuple(unique[g].tolist()), ndim=ndim, dtype=dtype)
+        within = torch.arange(int(count[rows].sum()), device=seeds.device)
+        shift = torch.repeat_interleave(start[rows] - (torch.cumsum(count[rows], 0)
+                                                       - count[rows]), count[rows])
+        out[shift + within] = distances(rows, tuple(unique[g].tolist()))
     return out
 
 
@@ -223,8 +242,10 @@ def surface_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.T
         unique, inverse = torch.unique(spacing, dim=0, return_inverse=True)
         tables = _surface.element_size_table(unique)[inverse]  # (N, 2 ** 2 ** ndim)
     if symmetric:
-        both = _edt_of_surfaces([border_t, border_p], spacing.repeat(2, 1), dtype)
-        return Distances(_rows(both[:n], border_p, code_p, tables),
-                         _rows(both[n:], border_t, code_t, tables), pred_empty, target_empty)
-    to_target = _edt_of_surfaces([border_t], spacing, dtype)
+        both = _distances_to_surfaces([border_t, border_p], [border_p, border_t],
+                                      spacing.repeat(2, 1), dtype)
+        split = int(torch.count_nonzero(border_p))  # the pred rows' queries come first
+        return Distances(_rows(both[:split], border_p, code_p, tables),
+                         _rows(both[split:], border_t, code_t, tables), pred_empty, target_empty)
+    to_target = _distances_to_surfaces([border_t], [border_p], spacing, dtype)
     return Distances(_rows(to_target, border_p, code_p, tables), None, pred_empty, target_empty)
