@@ -329,3 +329,82 @@ def test_line_longer_than_2_pow_31():
         error = np.abs(values[start:start + chunk] - expected)
         assert (error <= RTOL * expected).all(), f"wrong distances in [{start}, {start + chunk})"
     assert values[2**31 + 2] == 0 and values[-1] == 0.5 * (n - 1 - zeros[1])
+
+
+# --- distance_at: the edt read at query elements, by search (surface metrics) -----------------
+
+needs_distance_at = pytest.mark.skipif(
+    not gpudist._extension.has_kernel("gpudist::distance_at", "cpu"),
+    reason="the extension is not built")
+
+
+def _distance_at_reference(mask: np.ndarray, query: np.ndarray, spacing) -> np.ndarray:
+    """scipy per item, read at the queries in row-major order."""
+    return np.concatenate([scipy_edt(m, spacing)[q] for m, q in zip(mask, query)])
+
+
+@needs_distance_at
+@settings(max_examples=60, deadline=None)
+@given(data=masks(max_dims=4, max_side=12), batch=st.integers(1, 3),
+       query_density=st.sampled_from([0.0, 0.05, 0.5, 1.0]), seed=st.integers(0, 2**32 - 1),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_distance_at_equals_scipy(data, batch, query_density, seed, dtype):
+    """Random items (one of them without background when drawn so), queries anywhere, float32
+    and float64, every dimension count, spacing ratios up to 400."""
+    mask, spacing = data
+    rng = np.random.default_rng(seed)
+    items = np.stack([mask] + [rng.permutation(mask.ravel()).reshape(mask.shape)
+                               for _ in range(batch - 1)])
+    if batch > 1 and rng.random() < 0.3:
+        items[-1] = True
+    query = rng.random(items.shape) < query_density
+    got = gpudist._extension.distance_at(torch.from_numpy(items), torch.from_numpy(query),
+                                         spacing, dtype)
+    expected = _distance_at_reference(items, query, spacing)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@needs_distance_at
+def test_distance_at_surfaces_far_and_near():
+    """The metrics' case: sparse sites (a shell) and queries on another shell, some far away;
+    thin lines; non-contiguous inputs."""
+    grid = np.stack(np.meshgrid(*[np.arange(40)] * 3, indexing="ij"))
+    radius = np.sqrt(((grid - 20.0) ** 2).sum(0))
+    shell = (radius >= 12) & (radius < 13)
+    far = np.zeros_like(shell)
+    far[0, 0, :5] = True
+    sites = np.stack([~shell, ~far, ~shell])
+    query = np.stack([(radius >= 15) & (radius < 16) | far, shell, np.ones_like(shell)])
+    spacing = (1.0, 0.8, 1.5)
+    expected = _distance_at_reference(sites, query, spacing)
+    src, q = torch.from_numpy(sites), torch.from_numpy(query)
+    for a, b in ((src, q), (src.transpose(1, 3).contiguous().transpose(1, 3), q.mT.contiguous().mT)):
+        got = gpudist._extension.distance_at(a, b, spacing, torch.float64)
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+@needs_distance_at
+def test_distance_at_rejects_bad_arguments():
+    at = gpudist._extension.distance_at
+    m = torch.ones(2, 5, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match="src and query must be bool masks"):
+        at(m.byte(), m, (1.0, 1.0), torch.float32)
+    with pytest.raises(ValueError, match="query must have the shape and device of src"):
+        at(m, m[:, :4], (1.0, 1.0), torch.float32)
+    with pytest.raises(ValueError, match="spacing must be positive and finite"):
+        at(m, m, (1.0, -1.0), torch.float32)
+    with pytest.raises(ValueError, match="with 1 spatial dims, got 3 dims"):
+        at(m, m, (1.0,), torch.float32)
+    assert at(m[:0], m[:0], (1.0, 1.0), torch.float32).shape == (0,)
+
+
+@needs_distance_at
+def test_distance_at_opcheck():
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(2, 6, 7, generator=g) < 0.8
+    query = torch.rand(2, 6, 7, generator=g) < 0.4
+    torch.library.opcheck(torch.ops.gpudist.distance_at.default,
+                          (src, query, [1.0, 2.0], torch.float32),
+                          test_utils=("test_schema", "test_faketensor"))

@@ -120,6 +120,26 @@ def test_voxel_per_item_spacing_and_per_class_tolerance_equal_monai():
            _monai("SurfaceDiceMetric", pred, target, spacing, class_thresholds=tols))
 
 
+@pytest.mark.parametrize("surface", ["voxel", "surfel"])
+def test_search_and_full_transform_paths_agree(surface, monkeypatch):
+    """The CPU's distance_at search and the full-EDT path (CUDA, or no extension) give the same
+    metrics, with one spacing and with a spacing per item (the values regrouped per spacing)."""
+    from gpudist import _extension
+
+    if not _extension.has_kernel("gpudist::distance_at", "cpu"):
+        pytest.skip("the extension is not built")
+    pred, target = _pair_batch(4, (21, 18, 9), batch=3)
+    pred[1, 2] = False  # an empty class on one side
+    spacings = [(0.7, 1.0, 2.2), torch.tensor([[0.7, 1.0, 2.2], [1.5, 0.5, 1.0], [0.7, 1.0, 2.2]])]
+    kw = dict(metrics=("hd", "hd95", "assd", "nsd"), tolerance=1.5, surface=surface)
+    searched = [M.surface_metrics(pred, target, spacing=s, **kw) for s in spacings]
+    monkeypatch.setattr(_extension, "has_kernel", lambda op, device: False)
+    full = [M.surface_metrics(pred, target, spacing=s, **kw) for s in spacings]
+    for a, b in zip(searched, full):
+        for name in kw["metrics"]:
+            torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=0, equal_nan=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # DeepMind surface-distance, surfels
 
