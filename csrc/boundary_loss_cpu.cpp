@@ -59,7 +59,7 @@ void backward(const T* grad_out, const T* z, const T* phi, const LossPlan& p, T*
       const index_t v0 = (u % blocks) * kBlockVoxels;
       const T scale = T(double(grad_out[b]) / p.count);
       for_each_run(v0, std::min(p.voxels, v0 + kBlockVoxels), [&](index_t v, auto lanes) {
-        boundary_grad<decltype(lanes)::value>(z + base + v, phi + base + v, p.voxels, p.classes,
+        boundary_grad<decltype(lanes)::value, true>(z + base + v, phi + base + v, p.voxels, p.classes,
                                               p.in_idc.data(), scale, grad + base + v);
       });
     }

@@ -56,9 +56,10 @@ GD_HD double softmax_exp(double x) { return exp(x); }
 
 // Softmax sums of kLanes adjacent voxels: m (max logit), total (sum_c exp(z_c - m)) and dot
 // (sum_{k in idc} exp(z_k - m) phi_k), per lane. z and phi point at class 0 of the first voxel.
-template <int kLanes, typename T>
+// With kKeep, each exp(z_c - m) is also written to `keep` (z's layout) for a second use.
+template <int kLanes, bool kKeep, typename T>
 GD_HD void softmax_sums(const T* z, const T* phi, index_t stride, index_t classes,
-                        const unsigned char* in_idc, T* m, T* total, T* dot) {
+                        const unsigned char* in_idc, T* m, T* total, T* dot, T* keep) {
   GD_SIMD for (int l = 0; l < kLanes; ++l) m[l] = z[l];
   for (index_t c = 1; c < classes; ++c) {
     const T* zc = z + c * stride;
@@ -71,11 +72,16 @@ GD_HD void softmax_sums(const T* z, const T* phi, index_t stride, index_t classe
     if (in_idc[c]) {
       GD_SIMD for (int l = 0; l < kLanes; ++l) {
         const T e = softmax_exp(zc[l] - m[l]);
+        if (kKeep) keep[c * stride + l] = e;
         total[l] += e;
         dot[l] += e * pc[l];
       }
     } else {
-      GD_SIMD for (int l = 0; l < kLanes; ++l) total[l] += softmax_exp(zc[l] - m[l]);
+      GD_SIMD for (int l = 0; l < kLanes; ++l) {
+        const T e = softmax_exp(zc[l] - m[l]);
+        if (kKeep) keep[c * stride + l] = e;
+        total[l] += e;
+      }
     }
   }
 }
@@ -85,16 +91,19 @@ template <int kLanes, typename T>
 GD_HD void boundary_terms(const T* z, const T* phi, index_t stride, index_t classes,
                           const unsigned char* in_idc, T* terms) {
   T m[kLanes], total[kLanes];
-  softmax_sums<kLanes>(z, phi, stride, classes, in_idc, m, total, terms);
+  softmax_sums<kLanes, false>(z, phi, stride, classes, in_idc, m, total, terms,
+                              static_cast<T*>(nullptr));
   GD_SIMD for (int l = 0; l < kLanes; ++l) terms[l] /= total[l];
 }
 
-// dl/dz of the kLanes voxels, written to grad (the layout of z): scale * p_k (phi_k [k in idc] - dot).
-template <int kLanes, typename T>
+// dl/dz of the kLanes voxels, written to grad (the layout of z): scale * p_k (phi_k [k in idc] -
+// dot). kKeep parks the exps in grad between the two loops (the CPU: they stay in cache) instead
+// of computing them twice (CUDA: a second global-memory round trip would cost more).
+template <int kLanes, bool kKeep, typename T>
 GD_HD void boundary_grad(const T* z, const T* phi, index_t stride, index_t classes,
                          const unsigned char* in_idc, T scale, T* grad) {
   T m[kLanes], total[kLanes], dot[kLanes];
-  softmax_sums<kLanes>(z, phi, stride, classes, in_idc, m, total, dot);
+  softmax_sums<kLanes, kKeep>(z, phi, stride, classes, in_idc, m, total, dot, grad);
   T s[kLanes];  // total becomes scale / total
   GD_SIMD for (int l = 0; l < kLanes; ++l) {
     s[l] = dot[l] / total[l];
@@ -106,10 +115,10 @@ GD_HD void boundary_grad(const T* z, const T* phi, index_t stride, index_t class
     T* gc = grad + c * stride;
     if (in_idc[c]) {
       GD_SIMD for (int l = 0; l < kLanes; ++l)
-        gc[l] = softmax_exp(zc[l] - m[l]) * total[l] * (pc[l] - s[l]);
+        gc[l] = (kKeep ? gc[l] : softmax_exp(zc[l] - m[l])) * total[l] * (pc[l] - s[l]);
     } else {
       GD_SIMD for (int l = 0; l < kLanes; ++l)
-        gc[l] = -(softmax_exp(zc[l] - m[l]) * total[l] * s[l]);
+        gc[l] = -((kKeep ? gc[l] : softmax_exp(zc[l] - m[l])) * total[l] * s[l]);
     }
   }
 }

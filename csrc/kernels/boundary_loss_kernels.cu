@@ -39,7 +39,7 @@ __device__ void boundary_backward(const T* z, const T* phi, const unsigned char*
   for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < samples * voxels;
        i += threads) {
     const index_t b = i / voxels, base = b * classes * voxels + i % voxels;
-    boundary_grad<1>(z + base, phi + base, voxels, classes, in_idc, scale[b], grad + base);
+    boundary_grad<1, false>(z + base, phi + base, voxels, classes, in_idc, scale[b], grad + base);
   }
 }
 
