@@ -139,25 +139,26 @@ void dispatch_src(const at::Tensor& src, T* out, const Plan& p) {
 }
 
 // Squared distance, in pass units, from the element at g to the nearest background element, by
-// direct search over the first pass's output g (axis 0 done: |g| is the squared distance along
-// it): min over offsets t along `axis` (coordinate `at` on it, outward from 0) of w t^2 plus the
-// same search one axis down, stopping once w t^2 reaches the best so far. Exact below `cap`; a
-// result of cap or more comes back as cap. The work grows with the distance found (about
-// d^(nd-1) elements read), so it pays where the distances asked for are short.
-template <typename T>
-double search_nearest(const T* g, const index_t* at, const Plan& p, const index_t* stride,
+// direct search over c, a first pass along axis 0 run with unit weight (|c| = the squared element
+// count to the nearest background element along axis 0): min over offsets t along `axis`
+// (coordinate `at` on it, outward from 0) of w t^2 plus the same search one axis down, stopping
+// once w t^2 reaches the best so far. Exact below `cap`; a result of cap or more comes back as
+// cap. The work grows with the distance found (about d^(nd-1) elements read), so it pays where
+// the distances asked for are short.
+template <typename C>
+double search_nearest(const C* c, const index_t* at, const Plan& p, const index_t* stride,
                       int axis, double cap) {
-  if (axis == 0) return std::min(cap, double(std::fabs(*g)));
+  if (axis == 0) return std::min(cap, p.w[0] * double(std::fabs(*c)));
   const index_t n = p.shape[axis], s = stride[axis], x = at[axis];
   const double w = p.w[axis];
   double best = cap;
   for (index_t t = 0; x - t >= 0 || x + t < n; ++t) {
     const double wt = w * double(t) * double(t);
     if (wt >= best) break;
-    if (x - t >= 0) best = std::min(best, wt + search_nearest(g - t * s, at, p, stride, axis - 1,
+    if (x - t >= 0) best = std::min(best, wt + search_nearest(c - t * s, at, p, stride, axis - 1,
                                                               best - wt));
     if (t > 0 && x + t < n)
-      best = std::min(best, wt + search_nearest(g + t * s, at, p, stride, axis - 1, best - wt));
+      best = std::min(best, wt + search_nearest(c + t * s, at, p, stride, axis - 1, best - wt));
   }
   return best;
 }
@@ -173,10 +174,11 @@ inline index_t next_nonzero(const uint8_t* bytes, index_t from, index_t to) {
 }
 
 // distance_at, item by item over at::parallel_for's threads (a single item runs on one thread):
-// the item's first pass into the thread's scratch (one item's volume, reused, so it stays in
-// cache for the searches), then search_nearest from each query element, in row-major order.
-// Items without background give +inf at once.
-template <typename T>
+// the item's first pass with unit weight into the thread's scratch (one item's volume of squared
+// counts, in C = float while they are exact in it, reused, so it stays in cache for the
+// searches), then search_nearest from each query element, in row-major order. Items without
+// background give +inf at once.
+template <typename T, typename C>
 at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
                        const at::TensorOptions& options) {
   const int nd = static_cast<int>(p.shape.size());
@@ -186,20 +188,21 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
     stride[a] = volume;
     volume *= p.shape[a];
   }
-  Plan item_plan = p;
-  item_plan.items = 1;
+  Plan counts = p;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
+  counts.items = 1;
+  counts.w[0] = 1.0;
   std::vector<std::vector<T>> found(p.items);
   at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
-    std::vector<T> g(volume);
+    std::vector<C> c(volume);
     std::vector<index_t> at(nd);
     for (index_t r = begin; r < end; ++r) {
       const uint8_t* s = src + r * volume;
       const uint8_t* q = query + r * volume;
       const bool has_site = std::memchr(s, 0, volume) != nullptr;
-      if (has_site) first_pass(s, g.data(), item_plan, volume);  // nested: runs on this thread
+      if (has_site) first_pass(s, c.data(), counts, volume);  // nested: runs on this thread
       for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume)) {
-        if (!has_site || nd == 1) {  // for nd == 1 the first pass is the finished transform
-          found[r].push_back(has_site ? g[e] : T(INFINITY));
+        if (!has_site || nd == 1) {
+          found[r].push_back(has_site ? T(c[e]) : T(INFINITY));
           continue;
         }
         index_t rest = e;  // the element's coordinates
@@ -208,7 +211,7 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
           rest %= stride[a];
         }
         const double d2 =
-            search_nearest(g.data() + e, at.data(), p, stride.data(), nd - 1, double(INFINITY));
+            search_nearest(c.data() + e, at.data(), p, stride.data(), nd - 1, double(INFINITY));
         found[r].push_back(T(std::sqrt(d2) * p.fin.scale));
       }
     }
@@ -236,8 +239,13 @@ at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_an
   if (src.numel() == 0) return at::empty({0}, options);
   const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());
   const auto* q = reinterpret_cast<const uint8_t*>(query.const_data_ptr<bool>());
-  return dtype == at::kFloat ? distance_at<float>(s, q, plan, options)
-                             : distance_at<double>(s, q, plan, options);
+  // Squared counts up to (2^12)^2 are exact in float; in 1-D the first pass finalizes, in C.
+  const bool narrow = plan.shape.size() > 1 && plan.shape[0] < (index_t(1) << 12);
+  if (dtype == at::kFloat)
+    return narrow ? distance_at<float, float>(s, q, plan, options)
+                  : distance_at<float, double>(s, q, plan, options);
+  return narrow ? distance_at<double, float>(s, q, plan, options)
+                : distance_at<double, double>(s, q, plan, options);
 }
 
 at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes,

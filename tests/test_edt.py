@@ -386,6 +386,22 @@ def test_distance_at_surfaces_far_and_near():
 
 
 @needs_distance_at
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,spacing", [((3, 300), (0.1234567,)), ((2, 1, 70), (3.3, 0.0123)),
+                                           ((1, 5000, 2), (0.7, 1.1))])
+def test_distance_at_line_lengths_and_precision(shape, spacing, dtype):
+    """1-D (the first pass is the whole transform), a size-1 axis, and an axis 0 too long for
+    float counts (5000^2 > 2^24): float64 results stay exact to float64."""
+    g = torch.Generator().manual_seed(len(shape))
+    src = torch.rand(shape, generator=g) < 0.995
+    query = torch.rand(shape, generator=g) < 0.5
+    got = gpudist._extension.distance_at(src, query, spacing, dtype)
+    expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
+    np.testing.assert_allclose(got.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@needs_distance_at
 def test_distance_at_rejects_bad_arguments():
     at = gpudist._extension.distance_at
     m = torch.ones(2, 5, 5, dtype=torch.bool)
