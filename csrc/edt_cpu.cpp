@@ -143,22 +143,27 @@ void dispatch_src(const at::Tensor& src, T* out, const Plan& p) {
 // count to the nearest background element along axis 0): min over offsets t along `axis`
 // (coordinate `at` on it, outward from 0) of w t^2 plus the same search one axis down, stopping
 // once w t^2 reaches the best so far. Exact below `cap`; a result of cap or more comes back as
-// cap. The work grows with the distance found (about d^(nd-1) elements read), so it pays where
-// the distances asked for are short.
+// cap. The work grows with the distance found (about d^(nd-1) elements read, counted in
+// `reads`), so it pays where the distances asked for are short.
 template <typename C>
 double search_nearest(const C* c, const index_t* at, const Plan& p, const index_t* stride,
-                      int axis, double cap) {
-  if (axis == 0) return std::min(cap, p.w[0] * double(std::fabs(*c)));
+                      int axis, double cap, index_t& reads) {
+  if (axis == 0) {
+    ++reads;
+    return std::min(cap, p.w[0] * double(std::fabs(*c)));
+  }
   const index_t n = p.shape[axis], s = stride[axis], x = at[axis];
   const double w = p.w[axis];
   double best = cap;
   for (index_t t = 0; x - t >= 0 || x + t < n; ++t) {
     const double wt = w * double(t) * double(t);
     if (wt >= best) break;
-    if (x - t >= 0) best = std::min(best, wt + search_nearest(c - t * s, at, p, stride, axis - 1,
-                                                              best - wt));
+    if (x - t >= 0)
+      best = std::min(best, wt + search_nearest(c - t * s, at, p, stride, axis - 1, best - wt,
+                                                reads));
     if (t > 0 && x + t < n)
-      best = std::min(best, wt + search_nearest(c + t * s, at, p, stride, axis - 1, best - wt));
+      best = std::min(best, wt + search_nearest(c + t * s, at, p, stride, axis - 1, best - wt,
+                                                reads));
   }
   return best;
 }
@@ -176,11 +181,14 @@ inline index_t next_nonzero(const uint8_t* bytes, index_t from, index_t to) {
 // distance_at, item by item over at::parallel_for's threads (a single item runs on one thread):
 // the item's first pass with unit weight into the thread's scratch (one item's volume of squared
 // counts, in C = float while they are exact in it, reused, so it stays in cache for the
-// searches), then search_nearest from each query element, in row-major order. Items without
-// background give +inf at once.
+// searches), then search_nearest from each query element, in row-major order. An item whose
+// searches read more than kSearchReads values per element (queries far from every background
+// element) is redone with the full transform, which is then cheaper. Items without background
+// give +inf at once.
 template <typename T, typename C>
 at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
                        const at::TensorOptions& options) {
+  constexpr index_t kSearchReads = 16;
   const int nd = static_cast<int>(p.shape.size());
   index_t volume = 1;
   std::vector<index_t> stride(nd, 1);
@@ -188,18 +196,21 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
     stride[a] = volume;
     volume *= p.shape[a];
   }
-  Plan counts = p;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
-  counts.items = 1;
+  Plan item = p;
+  item.items = 1;
+  Plan counts = item;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
   counts.w[0] = 1.0;
   std::vector<std::vector<T>> found(p.items);
   at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
     std::vector<C> c(volume);
+    std::vector<T> full;
     std::vector<index_t> at(nd);
     for (index_t r = begin; r < end; ++r) {
       const uint8_t* s = src + r * volume;
       const uint8_t* q = query + r * volume;
       const bool has_site = std::memchr(s, 0, volume) != nullptr;
       if (has_site) first_pass(s, c.data(), counts, volume);  // nested: runs on this thread
+      index_t reads = 0;
       for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume)) {
         if (!has_site || nd == 1) {
           found[r].push_back(has_site ? T(c[e]) : T(INFINITY));
@@ -210,9 +221,18 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
           at[a] = rest / stride[a];
           rest %= stride[a];
         }
-        const double d2 =
-            search_nearest(c.data() + e, at.data(), p, stride.data(), nd - 1, double(INFINITY));
+        const double d2 = search_nearest(c.data() + e, at.data(), p, stride.data(), nd - 1,
+                                         double(INFINITY), reads);
         found[r].push_back(T(std::sqrt(d2) * p.fin.scale));
+        if (reads > kSearchReads * volume) break;
+      }
+      if (reads > kSearchReads * volume) {
+        full.resize(volume);
+        run_passes(s, full.data(), item);
+        found[r].clear();
+        for (index_t e = next_nonzero(q, 0, volume); e < volume;
+             e = next_nonzero(q, e + 1, volume))
+          found[r].push_back(full[e]);
       }
     }
   });

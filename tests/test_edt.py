@@ -402,6 +402,23 @@ def test_distance_at_line_lengths_and_precision(shape, spacing, dtype):
 
 
 @needs_distance_at
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_distance_at_far_queries_take_the_full_transform(dtype):
+    """Every element queried, the only background elements in a corner: the searches would read
+    about d^2 values each, so the item is redone with the full transform (same results); the
+    other item stays on the search path."""
+    src = torch.ones(2, 48, 40, 44, dtype=torch.bool)
+    src[0, 0, 0, 0] = src[0, 0, 1, 0] = False
+    src[1, ::3, ::3, ::3] = False
+    query = torch.ones_like(src)
+    spacing = (1.2, 0.9, 1.0)
+    got = gpudist._extension.distance_at(src, query, spacing, dtype)
+    expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
+    np.testing.assert_allclose(got.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@needs_distance_at
 def test_distance_at_rejects_bad_arguments():
     at = gpudist._extension.distance_at
     m = torch.ones(2, 5, 5, dtype=torch.bool)
