@@ -67,7 +67,9 @@ at::Tensor boundary_loss_backward_cuda(const at::Tensor& grad_out_any,
   const at::Tensor logits = logits_any.contiguous(), phi = phi_any.contiguous();
   at::Tensor grad = at::empty(logits.sizes(), logits.options());
   if (grad.numel() == 0) return grad;
-  const at::Tensor scale = grad_out_any.div(plan.count).contiguous();  // g_b / N
+  // g_b / N, divided in double as on the CPU.
+  const at::Tensor scale =
+      grad_out_any.to(at::kDouble).div(plan.count).to(logits.scalar_type()).contiguous();
   const at::Tensor flags = idc_flags(plan, logits);
   const index_t threads =
       std::min(plan.samples * plan.voxels, resident_threads(logits.get_device()));

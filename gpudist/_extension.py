@@ -26,7 +26,12 @@ def has_kernel(op: str, device: torch.device | str) -> bool:
     """True when the extension is loaded and has a kernel of `op` ("gpudist::name") for the
     device's type."""
     key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)
-    return AVAILABLE and key is not None and torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+    if not AVAILABLE or key is None:
+        return False
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+    except RuntimeError:  # the op is not registered (an extension built from older sources)
+        return False
 
 
 def has_cuda_kernels() -> bool:

@@ -26,11 +26,12 @@ Two implementations compute it:
   gradient, class plane by class plane.
 
 Arithmetic is float32 (float64 for float64 logits); the loss has that dtype and each gradient the
-dtype of its input.
+dtype of its input. A sample with an empty spatial extent has loss 0.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -46,8 +47,9 @@ def acc_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def _numel_per_sample(logits: torch.Tensor, idc: Sequence[int]) -> int:
-    """N = len(idc) * prod(spatial), the number of terms averaged per sample."""
-    return len(idc) * logits[0, 0].numel()
+    """N = len(idc) * prod(spatial), the number of terms averaged per sample; 1 for an empty
+    spatial extent, whose (empty) sum then gives a loss of 0, as the native kernels do."""
+    return max(1, len(idc) * math.prod(logits.shape[2:]))
 
 
 def _native(device: torch.device) -> bool:

@@ -120,6 +120,35 @@ def test_voxel_per_item_spacing_and_per_class_tolerance_equal_monai():
            _monai("SurfaceDiceMetric", pred, target, spacing, class_thresholds=tols))
 
 
+@pytest.mark.parametrize("search", [True, False], ids=["distance_at", "full edt"])
+def test_distances_to_surfaces_equal_scipy_per_row(search, monkeypatch):
+    """The rows' distances in row-major order, with spacings interleaved across rows (values
+    regrouped per spacing), a row without sites and a row without queries, sites given as two
+    stacked tensors."""
+    from scipy import ndimage
+
+    from gpudist import _extension, _surface_distances
+
+    if search and not _extension.has_kernel("gpudist::distance_at", "cpu"):
+        pytest.skip("the extension is not built")
+    if not search:
+        monkeypatch.setattr(_extension, "has_kernel", lambda op, device: False)
+    rng = np.random.default_rng(3)
+    sites = rng.random((5, 9, 11)) < 0.1
+    sites[3] = False
+    queries = rng.random((5, 9, 11)) < 0.3
+    queries[1] = False
+    spacing = [[1.0, 2.0], [0.5, 0.7], [1.0, 2.0], [0.5, 0.7], [3.0, 0.2]]
+    got = _surface_distances._distances_to_surfaces(
+        [torch.from_numpy(sites[:2]), torch.from_numpy(sites[2:])],
+        [torch.from_numpy(queries[:2]), torch.from_numpy(queries[2:])],
+        torch.tensor(spacing, dtype=torch.float64), torch.float64)
+    expected = np.concatenate([
+        (ndimage.distance_transform_edt(~s, sampling=sp) if s.any() else np.full(s.shape, np.inf))[q]
+        for s, q, sp in zip(sites, queries, spacing)])
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
 @pytest.mark.parametrize("surface", ["voxel", "surfel"])
 def test_search_and_full_transform_paths_agree(surface, monkeypatch):
     """The CPU's distance_at search and the full-EDT path (CUDA, or no extension) give the same

@@ -28,8 +28,9 @@ using std::exp;
 // exp(x) for the shifted logits x = z - m <= 0 of a softmax, in float32 within 2 ulp: Cody-Waite
 // range reduction x = n ln2 + r, a degree-6 polynomial on r (Cephes' expf), then 2^n from the
 // exponent bits. Branch free (selects only, written so that gcc if-converts them), so that the
-// CPU loops vectorise it, which std::exp does not. x < -87 (below float32's normal range) gives 0;
-// NaN stays NaN (it fails both clamps' comparisons: n = -127, r = NaN).
+// CPU loops vectorise it, which std::exp does not. x < -87 gives 0 (exp(-87) = 1.6e-38, at the
+// bottom of float32's normal range; a softmax loses nothing to it); NaN stays NaN (it fails both
+// clamps' comparisons: n = -127, r = NaN).
 GD_HD float softmax_exp(float x) {
   const float xc = x < -87.0f ? -87.0f : x;
   const float t = xc * 1.44269504088896341f - 0.5f;
