@@ -134,13 +134,12 @@ def _envelope_pass(out, w, two_sided, black_border):
                     dst[x] = 0.0
 
 
-def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
-                       convention: str, black_border: bool, dtype: torch.dtype,
-                       max_distance: float | None = None) -> torch.Tensor:
-    """Same contract as the extension's op `gpudist::distance_transform` (CPU tensors only);
-    every distance is computed, which the work bound max_distance allows."""
-    if src.device.type != "cpu":
-        raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
+@torch.library.custom_op("gpudist::distance_transform_numba", mutates_args=(),
+                         device_types="cpu")
+def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[float],
+                             convention: str, black_border: bool,
+                             dtype: torch.dtype) -> torch.Tensor:
+    """The transform, as an op (opaque to torch.compile, like the extension's)."""
     _finalize.check_black_border(convention, black_border)
     spatial = tuple(src.shape[1:])
     items = src.shape[0] * max(num_classes, 1)
@@ -149,7 +148,7 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
         scale = max(spacing)
         w = [(s / scale) ** 2 for s in spacing]
         two_sided = _finalize.is_two_sided(convention)
-        arr = src.numpy()
+        arr = src.contiguous().numpy()
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8)
         n_last = spatial[-1]
@@ -159,7 +158,30 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
             inner = math.prod(spatial[a + 1:])
             _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
         _finalize.finalize_(out, convention, scale, 0.5 * min(spacing))
+    return torch.from_numpy(out).reshape(_out_sizes(src, num_classes))
+
+
+def _out_sizes(src: torch.Tensor, num_classes: int) -> list[int]:
     sizes = list(src.shape)
     if num_classes:
         sizes.insert(1, num_classes)
-    return torch.from_numpy(out).reshape(sizes)
+    return sizes
+
+
+@distance_transform_numba.register_fake
+def _(src: torch.Tensor, num_classes: int, spacing: list[float], convention: str,
+      black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+    torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
+    return src.new_empty(_out_sizes(src, num_classes), dtype=dtype)
+
+
+def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
+                       convention: str, black_border: bool, dtype: torch.dtype,
+                       max_distance: float | None = None) -> torch.Tensor:
+    """Same contract as the extension's op `gpudist::distance_transform` (CPU tensors only);
+    every distance is computed, which the work bound max_distance allows."""
+    if src.device.type != "cpu":
+        raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
+    _finalize.check_black_border(convention, black_border)
+    return distance_transform_numba(src, num_classes, list(spacing), convention, black_border,
+                                    dtype)

@@ -114,6 +114,37 @@ def test_numba_fallback_without_extension():
     assert "backend='extension': gpudist._C is not available" in info.value.stderr
 
 
+@pytest.mark.parametrize("args", sample_args(), ids=lambda a: a[3])
+def test_numba_op_opcheck(args):
+    """The numba fallback is an op too (opaque to torch.compile), with its own fake kernel."""
+    pytest.importorskip("numba")
+    from gpudist import _numba_backend  # noqa: F401  (registers gpudist::distance_transform_numba)
+
+    src, num_classes, spacing, convention, black_border, dtype = args[:6]
+    torch.library.opcheck(torch.ops.gpudist.distance_transform_numba.default,
+                          (src, num_classes, list(spacing), convention, black_border, dtype))
+
+
+def test_numba_fallback_compiles_fullgraph():
+    """Without the extension, distance maps computed inside a compiled loss stay in one graph."""
+    pytest.importorskip("numba")
+    code = (
+        "import torch, gpudist\n"
+        "from gpudist import losses\n"
+        "lab = torch.zeros(2, 9, 8, dtype=torch.long); lab[:, 2:5, 3:6] = 1\n"
+        "z = torch.randn(2, 2, 9, 8)\n"
+        "f = lambda z: losses.boundary_loss(z, lab, [1], from_logits=True)\n"
+        "eager, compiled = f(z), torch.compile(f, fullgraph=True)(z)\n"
+        "print(gpudist.available_backends(), float((eager - compiled).abs()))\n"
+    )
+    env = dict(os.environ, GPUDIST_NO_EXTENSION="1")
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    names, diff = result.stdout.strip().rsplit(" ", 1)
+    assert names == "['numba', 'scipy']" and float(diff) < 1e-6
+
+
 def test_numba_backend_refuses_non_cpu_tensors():
     from gpudist import _numba_backend
 
