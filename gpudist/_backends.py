@@ -20,6 +20,21 @@ Backend = Callable[..., torch.Tensor]
 NAMES = ("extension", "cupy", "numba", "scipy")
 
 
+def out_sizes(src: torch.Tensor, num_classes: int) -> list[int]:
+    """The contract's output shape: src's, with num_classes inserted at dim 1 for label maps."""
+    sizes = list(src.shape)
+    if num_classes > 0:
+        sizes.insert(1, num_classes)
+    return sizes
+
+
+def fake_transform(src: torch.Tensor, num_classes: int, spacing: list[float], convention: str,
+                   black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The fake kernel of the Python backends' ops (shapes for torch.compile)."""
+    torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
+    return src.new_empty(out_sizes(src, num_classes), dtype=dtype)
+
+
 def _numba() -> Backend | None:
     try:
         from . import _numba_backend

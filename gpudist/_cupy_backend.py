@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import _backends
+
 BLOCK = 128  # threads per block, injected as GD_BLOCK
 NVRTC_OPTIONS = ("--std=c++17",)
 CONVENTIONS = {"edt": 0, "edt_squared": 1, "kervadec": 2, "sdf": 3, "unsigned": 4}
@@ -149,12 +151,6 @@ def _as_cupy(t: torch.Tensor) -> Any:
     return arr
 
 
-def _out_sizes(src: torch.Tensor, num_classes: int) -> list[int]:
-    sizes = list(src.shape)
-    if num_classes > 0:
-        sizes.insert(1, num_classes)
-    return sizes
-
 
 @torch.library.custom_op("gpudist::distance_transform_cupy", mutates_args=(), device_types="cuda")
 def distance_transform_cupy(src: torch.Tensor, num_classes: int, spacing: list[float],
@@ -170,7 +166,7 @@ def distance_transform_cupy(src: torch.Tensor, num_classes: int, spacing: list[f
             or dtype not in OUT_CODES or convention not in CONVENTIONS):
         raise ValueError("gpudist: bad src dtype, dtype or convention for the cupy backend")
     device = src.device
-    out = torch.empty(_out_sizes(src, num_classes), dtype=dtype, device=device)
+    out = torch.empty(_backends.out_sizes(src, num_classes), dtype=dtype, device=device)
     if out.numel() == 0:
         return out
     props = torch.cuda.get_device_properties(device)
@@ -191,11 +187,7 @@ def distance_transform_cupy(src: torch.Tensor, num_classes: int, spacing: list[f
     return out
 
 
-@distance_transform_cupy.register_fake
-def _(src: torch.Tensor, num_classes: int, spacing: list[float], convention: str,
-      black_border: bool, dtype: torch.dtype) -> torch.Tensor:
-    torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
-    return src.new_empty(_out_sizes(src, num_classes), dtype=dtype)
+distance_transform_cupy.register_fake(_backends.fake_transform)
 
 
 def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],

@@ -11,7 +11,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from . import _finalize
+from . import _backends, _finalize
 
 _NONE = 1 << 62  # position offset meaning "no such element"
 
@@ -158,21 +158,11 @@ def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[
             inner = math.prod(spatial[a + 1:])
             _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
         _finalize.finalize_(out, convention, scale, 0.5 * min(spacing))
-    return torch.from_numpy(out).reshape(_out_sizes(src, num_classes))
+    return torch.from_numpy(out).reshape(_backends.out_sizes(src, num_classes))
 
 
-def _out_sizes(src: torch.Tensor, num_classes: int) -> list[int]:
-    sizes = list(src.shape)
-    if num_classes:
-        sizes.insert(1, num_classes)
-    return sizes
 
-
-@distance_transform_numba.register_fake
-def _(src: torch.Tensor, num_classes: int, spacing: list[float], convention: str,
-      black_border: bool, dtype: torch.dtype) -> torch.Tensor:
-    torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
-    return src.new_empty(_out_sizes(src, num_classes), dtype=dtype)
+distance_transform_numba.register_fake(_backends.fake_transform)
 
 
 def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],

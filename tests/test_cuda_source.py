@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from gpudist import _cupy_backend, _scipy_backend
+from gpudist import _backends, _cupy_backend, _scipy_backend
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = os.path.join(ROOT, "csrc", "kernels")
@@ -136,7 +136,7 @@ def _run_shim(lib, src: torch.Tensor, num_classes: int, spacing, convention: str
     """The CuPy backend's launches, run thread by thread on the CPU build of the kernels."""
     launches, words = _cupy_backend.launch_plan(src.shape, src.dtype, num_classes, spacing,
                                                 convention, black_border, dtype, resident)
-    sizes = _cupy_backend._out_sizes(src, num_classes)
+    sizes = _backends.out_sizes(src, num_classes)
     src_np = np.ascontiguousarray(src.numpy())
     buffers = {"src": src_np,  # outputs and scratch start poisoned with NaN
                "out": np.full(sizes, np.nan, dtype=str(dtype).removeprefix("torch.")),
