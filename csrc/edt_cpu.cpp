@@ -211,6 +211,7 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
       const bool has_site = std::memchr(s, 0, volume) != nullptr;
       if (has_site) first_pass(s, c.data(), counts, volume);  // nested: runs on this thread
       index_t reads = 0;
+      const index_t budget = kSearchReads * volume;
       for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume)) {
         if (!has_site || nd == 1) {
           found[r].push_back(has_site ? T(c[e]) : T(INFINITY));
@@ -224,9 +225,9 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
         const double d2 = search_nearest(c.data() + e, at.data(), p, stride.data(), nd - 1,
                                          double(INFINITY), reads);
         found[r].push_back(T(std::sqrt(d2) * p.fin.scale));
-        if (reads > kSearchReads * volume) break;
+        if (reads > budget) break;
       }
-      if (reads > kSearchReads * volume) {
+      if (reads > budget) {
         full.resize(volume);
         run_passes(s, full.data(), item);
         found[r].clear();

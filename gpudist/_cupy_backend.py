@@ -151,7 +151,6 @@ def _as_cupy(t: torch.Tensor) -> Any:
     return arr
 
 
-
 @torch.library.custom_op("gpudist::distance_transform_cupy", mutates_args=(), device_types="cuda")
 def distance_transform_cupy(src: torch.Tensor, num_classes: int, spacing: list[float],
                             convention: str, black_border: bool,

@@ -51,11 +51,9 @@ if AVAILABLE:
         dtype: torch.dtype,
         max_distance: float | None = None,
     ) -> torch.Tensor:
-        torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
-        sizes = list(src.shape)
-        if num_classes > 0:
-            sizes.insert(1, num_classes)
-        return src.new_empty(sizes, dtype=dtype)
+        from ._backends import fake_transform  # _backends imports this module: not at the top
+
+        return fake_transform(src, num_classes, list(spacing), convention, black_border, dtype)
 
     @torch.library.register_fake("gpudist::distance_at")
     def _distance_at_fake(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],

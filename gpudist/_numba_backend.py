@@ -161,7 +161,6 @@ def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[
     return torch.from_numpy(out).reshape(_backends.out_sizes(src, num_classes))
 
 
-
 distance_transform_numba.register_fake(_backends.fake_transform)
 
 
@@ -172,6 +171,5 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
     every distance is computed, which the work bound max_distance allows."""
     if src.device.type != "cpu":
         raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
-    _finalize.check_black_border(convention, black_border)
     return distance_transform_numba(src, num_classes, list(spacing), convention, black_border,
                                     dtype)
