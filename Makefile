@@ -31,7 +31,7 @@ $(VENV)/.deps: Makefile
 	$(VENV)/bin/pip install -q --upgrade "setuptools>=69" wheel ninja
 	touch $@
 
-$(VENV)/.built: $(VENV)/.deps pyproject.toml setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/kernels/*)
+$(VENV)/.built: $(VENV)/.deps pyproject.toml setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/*/*)
 	$(VENV)/bin/pip install -q --no-build-isolation -e ".[test,bench]"
 	$(VENV)/bin/pip install -q --no-deps medpy==0.5.2   # a test reference; its SimpleITK is not needed
 	touch $@

@@ -46,6 +46,12 @@ def cpu_flags():
     return ["-mavx2", "-mfma"] if {"avx2", "fma"} <= set(flags) else []
 
 
+def _sources(pattern):
+    """csrc's files matching pattern, one folder deep (csrc/kernels holds included sources only)."""
+    found = glob.glob(os.path.join("csrc", pattern)) + glob.glob(os.path.join("csrc", "*", pattern))
+    return sorted(p for p in found if not p.startswith(KERNELS + os.sep))
+
+
 def extension_modules():
     if os.getenv("GPUDIST_NO_EXTENSION", "0") == "1":
         print("gpudist: GPUDIST_NO_EXTENSION=1, building no extension (numba CPU backend only)")
@@ -55,7 +61,7 @@ def extension_modules():
 
     force_cuda = os.getenv("GPUDIST_FORCE_CUDA", "0") == "1"
     with_cuda = force_cuda or (torch.version.cuda is not None and cpp_extension.CUDA_HOME is not None)
-    sources = sorted(glob.glob(os.path.join("csrc", "*.cpp")))
+    sources = _sources("*.cpp")
     # at::parallel_for is an inline `#pragma omp parallel` in torch's headers: without -fopenmp the
     # CPU kernels would run on one thread. The link resolves to the libgomp.so.1 torch loads.
     openmp = ["-fopenmp"] if sys.platform.startswith("linux") else []
@@ -63,7 +69,7 @@ def extension_modules():
     nvcc = ["-O3", "-std=c++17", "--expt-relaxed-constexpr"]
     define_macros = [("Py_LIMITED_API", "0x030A0000")]
     if with_cuda:
-        sources += sorted(glob.glob(os.path.join("csrc", "*.cu")))
+        sources += _sources("*.cu")
         define_macros.append(("WITH_CUDA", None))
         if not os.getenv("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
             os.environ["TORCH_CUDA_ARCH_LIST"] = "8.0;9.0+PTX"

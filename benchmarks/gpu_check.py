@@ -57,14 +57,14 @@ def poison() -> None:
 
 
 def backends() -> dict:
-    from gpudist import _cupy_backend, _extension
+    from gpudist.backends import cupy_nvrtc, extension
 
     found = {}
-    if _extension.has_cuda_kernels():
+    if extension.has_cuda_kernels():
         found["extension"] = torch.ops.gpudist.distance_transform.default
     else:
         print("WARNING: gpudist._C has no CUDA kernels; 'extension' skipped")
-    found["cupy"] = _cupy_backend.distance_transform_cupy
+    found["cupy"] = cupy_nvrtc.distance_transform_cupy
     return found
 
 
@@ -79,7 +79,7 @@ def mismatches(out: torch.Tensor, ref: torch.Tensor) -> tuple[int, float]:
 
 
 def check_vs_scipy(fns: dict) -> bool:
-    from gpudist import _scipy_backend
+    from gpudist.backends import scipy_reference
 
     step("correctness vs scipy (float64), every element")
     g = torch.Generator().manual_seed(int(time.time()))
@@ -103,7 +103,7 @@ def check_vs_scipy(fns: dict) -> bool:
         for conv in convs:
             borders = (False, True) if conv.startswith("edt") else (False,)
             for border in borders:
-                ref = _scipy_backend.distance_transform(src, classes, spacing, conv, border,
+                ref = scipy_reference.distance_transform(src, classes, spacing, conv, border,
                                                         torch.float64)
                 for name, fn in fns.items():
                     for dtype in (torch.float32, torch.float64):

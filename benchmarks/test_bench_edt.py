@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 import torch
 
-from gpudist import _bench, _bench_cases, _bench_peers
+from gpudist import bench
 
-CASES = _bench_cases.CASE_SETS[os.environ.get("GPUDIST_BENCH_CASES", "quick")]()
+CASES = bench.CASE_SETS[os.environ.get("GPUDIST_BENCH_CASES", "quick")]()
 THREADS = torch.get_num_threads()
-_bench.set_threads(THREADS)
-RUNNERS = [r for r in _bench_peers.discover(THREADS)[0] if r.gpudist or r.name in ("scipy", "edt")]
+bench.set_threads(THREADS)
+RUNNERS = [r for r in bench.discover(THREADS)[0] if r.gpudist or r.name in ("scipy", "edt")]
 
 
 @functools.cache
@@ -30,20 +30,20 @@ def _mask(name: str) -> np.ndarray:
 
 @functools.cache
 def _reference(name: str) -> np.ndarray:
-    return _bench.reference(_mask(name), next(c for c in CASES if c.name == name))[0]
+    return bench.reference(_mask(name), next(c for c in CASES if c.name == name))[0]
 
 
 @pytest.mark.parametrize("runner", RUNNERS, ids=lambda r: r.name)
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
-def test_edt(benchmark, case: _bench_cases.Case, runner: _bench_peers.Runner) -> None:
+def test_edt(benchmark, case: bench.Case, runner: bench.Runner) -> None:
     reason = runner.supports(case)
     if reason:
         pytest.skip(reason)
     x = runner.prepare(_mask(case.name), case)
-    sync = _bench._sync(runner.device)
+    sync = bench.synchronizer(runner.device)
     if runner.gpudist:
-        out = _bench._to_numpy(runner.run(x, case), case)
-        np.testing.assert_allclose(out, _reference(case.name), rtol=_bench.RTOL, atol=0)
+        out = bench.to_numpy(runner.run(x, case), case)
+        np.testing.assert_allclose(out, _reference(case.name), rtol=bench.RTOL, atol=0)
 
     def call() -> None:
         runner.run(x, case)

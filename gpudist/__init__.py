@@ -5,7 +5,7 @@ Main entry points: `edt`, `signed_distance`, `one_hot_to_dist`, `labels_to_dist`
 
 from . import losses
 from . import metrics
-from ._backends import available_backends
+from .backends import available_backends
 from .distance import CONVENTIONS, edt, labels_to_dist, one_hot_to_dist, signed_distance
 
 __version__ = "0.1.0"

@@ -17,36 +17,37 @@ from collections.abc import Sequence
 
 import torch
 
+from . import bench
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gpudist", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    bench = sub.add_parser(
+    command = sub.add_parser(
         "bench", help="time gpudist.edt against scipy, edt and other installed peers",
         description="Time gpudist.edt against scipy, edt, CuPy, torch-distmap, MONAI and kornia "
                     "(whichever are installed), after checking every result against scipy.")
-    mode = bench.add_mutually_exclusive_group()
+    mode = command.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
                       help="a handful of cases (the default of `make bench`); else the full set")
     mode.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)  # tiny, for tests
-    bench.add_argument("--cases", metavar="PATTERNS",
-                       help="comma-separated shell patterns selecting cases by name")
-    bench.add_argument("--list", action="store_true", help="list the selected cases and exit")
-    bench.add_argument("--json", metavar="PATH", help="write the full report (with metadata) here")
-    bench.add_argument("--plot", metavar="PATH",
-                       help="write a PNG of time vs size per runner (needs matplotlib)")
-    bench.add_argument("--threads", type=int, default=torch.get_num_threads(),
-                       help="CPU threads for gpudist, torch, numba and edt (default: %(default)s)")
-    bench.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    command.add_argument("--cases", metavar="PATTERNS",
+                         help="comma-separated shell patterns selecting cases by name")
+    command.add_argument("--list", action="store_true", help="list the selected cases and exit")
+    command.add_argument("--json", metavar="PATH",
+                         help="write the full report (with metadata) here")
+    command.add_argument("--plot", metavar="PATH",
+                         help="write a PNG of time vs size per runner (needs matplotlib)")
+    command.add_argument("--threads", type=int, default=torch.get_num_threads(),
+                         help="CPU threads for gpudist, torch, numba and edt "
+                              "(default: %(default)s)")
+    command.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     return parser
 
 
-def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from . import _bench
-    from ._bench_cases import CASE_SETS
-
+def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     mode = "smoke" if args.smoke else "quick" if args.quick else "full"
-    cases = CASE_SETS[mode]()
+    cases = bench.CASE_SETS[mode]()
     if args.cases:
         patterns = [p.strip() for p in args.cases.split(",") if p.strip()]
         cases = [c for c in cases if any(fnmatch.fnmatchcase(c.name, p) for p in patterns)]
@@ -66,15 +67,15 @@ def _bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--plot needs matplotlib: pip install matplotlib (or drop --plot)")
     progress = (lambda line: None) if args.quiet else (
         lambda line: print(line, file=sys.stderr, flush=True))
-    report = _bench.run(cases, threads=args.threads, settings=_bench.SETTINGS[mode], mode=mode,
+    report = bench.run(cases, threads=args.threads, settings=bench.SETTINGS[mode], mode=mode,
                         progress=progress)
-    print(_bench.format_report(report))
+    print(bench.format_report(report))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)
         print(f"report written to {args.json}")
     if args.plot:
-        _bench.write_plot(report, args.plot)
+        bench.write_plot(report, args.plot)
         print(f"plot written to {args.plot}")
     return 0 if report["gpudist_correct"] else 1
 
@@ -84,7 +85,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "bench":
-        return _bench(args, parser)
+        return _run_bench(args, parser)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

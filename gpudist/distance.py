@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
-from . import _backends
-from ._validate import (
+from .backends import resolve
+from .backends.contract import TWO_SIDED
+from .validation import (
     check_integer_dtype,
     check_mask_dtype,
     check_one_hot,
@@ -32,7 +33,7 @@ from ._validate import (
     to_torch,
 )
 
-CONVENTIONS = ("kervadec", "sdf", "unsigned")
+CONVENTIONS = TWO_SIDED  # the signed maps: "kervadec", "sdf", "unsigned"
 
 Array = Any  # torch.Tensor or numpy.ndarray
 
@@ -40,7 +41,7 @@ Array = Any  # torch.Tensor or numpy.ndarray
 def _run(src: torch.Tensor, num_classes: int, spacing: tuple[float, ...], convention: str,
          black_border: bool, dtype: torch.dtype, backend: str | None,
          max_distance: float | None = None) -> torch.Tensor:
-    fn = _backends.resolve(backend, src.device)
+    fn = resolve(backend, src.device)
     return fn(src, num_classes, spacing, convention, black_border, dtype, max_distance)
 
 

@@ -1,11 +1,13 @@
-"""Shared fixtures: the backends under test, and the skip rule for `cuda`-marked tests."""
+"""Shared fixtures: the (backend, device) targets every transform test is crossed with, and the
+skip rule for `cuda`-marked tests."""
 
 import pytest
 import torch
 
-import gpudist
+from common import targets
 
-FAST_BACKENDS = [b for b in gpudist.available_backends() if b in ("extension", "numba")]
+TARGETS = targets()
+CPU_TARGETS = [t for t in TARGETS if t.device == "cpu"]
 
 
 def pytest_collection_modifyitems(config, items):
@@ -17,7 +19,13 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
-@pytest.fixture(params=FAST_BACKENDS, scope="session")
-def backend(request):
-    """Every compiled/JIT CPU backend present in this environment."""
+@pytest.fixture(params=TARGETS, ids=str, scope="session")
+def target(request):
+    """Every fast backend on every device present (see common.targets)."""
+    return request.param
+
+
+@pytest.fixture(params=CPU_TARGETS, ids=str, scope="session")
+def cpu_target(request):
+    """The fast CPU backends: for tests of numpy inputs and CPU-only behaviour."""
     return request.param

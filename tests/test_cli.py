@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from gpudist import _bench_cases, cli
+from gpudist import cli
+from gpudist.bench import cases
 
 
 def test_bench_smoke_json(tmp_path, capsys):
@@ -53,7 +54,7 @@ def test_bench_list_and_bad_pattern(capsys):
         cli.main(["bench", "--quick", "--cases", "no-such-case"])
 
 
-@pytest.mark.parametrize("case", _bench_cases.quick_cases() + _bench_cases.smoke_cases(),
+@pytest.mark.parametrize("case", cases.quick_cases() + cases.smoke_cases(),
                          ids=lambda c: c.name)
 def test_cases_are_seeded(case):
     a, b = case.mask(), case.mask()

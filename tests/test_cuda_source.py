@@ -2,9 +2,10 @@
 
 - nvcc compiles every kernel file for sm_80 and sm_90 with warnings as errors and no register spill;
 - NVRTC (cuda.bindings, the compiler CuPy uses) compiles the CuPy backend's exact source + options;
-- a CPU shim: g++ builds edt_kernels.cu with stand-ins for the CUDA built-ins, and the CuPy
-  backend's launch plan (the same geometry and pass order as the extension's launcher) runs on it,
-  thread by thread, compared with scipy.
+- the launch plan (csrc/distance_transform/cuda_plan.h, through the op gpudist::cuda_launch_plan)
+  keeps its invariants;
+- a CPU shim: g++ builds edt_kernels.cu with stand-ins for the CUDA built-ins, and the launch plan
+  runs on it with the CuPy backend's kernel arguments, thread by thread, compared with scipy.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from gpudist import _backends, _cupy_backend, _scipy_backend
+from gpudist.backends import contract, cupy_nvrtc, extension, scipy_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = os.path.join(ROOT, "csrc", "kernels")
@@ -30,6 +31,8 @@ KERNEL_FILES = sorted(glob.glob(os.path.join(KERNELS, "*.cu")))
 SHIM = os.path.join(ROOT, "tests", "cuda_shim")
 ARCHS = ("sm_80", "sm_90")
 F64 = torch.float64
+needs_extension = pytest.mark.skipif(not extension.AVAILABLE,
+                                     reason="the launch plan comes from gpudist._C (not built)")
 
 
 def _nvcc() -> str | None:
@@ -53,10 +56,10 @@ def test_nvcc_compiles_without_warnings_or_spills(path, arch, tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(_nvcc() is None, reason="nvcc not found (install a CUDA toolkit)")
-@pytest.mark.parametrize("launcher", sorted(glob.glob(os.path.join(ROOT, "csrc", "*.cu"))),
-                         ids=os.path.basename)
+@pytest.mark.parametrize("launcher", sorted(set(glob.glob(os.path.join(ROOT, "csrc", "*", "*.cu")))
+                                           - set(KERNEL_FILES)), ids=os.path.basename)
 def test_nvcc_compiles_torch_launcher(launcher, tmp_path):
-    """csrc/*.cu (host and device code) against this torch's headers, as setup.py builds them.
+    """csrc/<op>/*.cu (host and device code) against this torch's headers, as setup.py builds them.
     A CPU torch wheel lacks the generated header c10/cuda/impl/cuda_cmake_macros.h: stubbed."""
     from torch.utils import cpp_extension
 
@@ -87,7 +90,7 @@ def _nvrtc():
 @pytest.mark.parametrize("arch", ARCHS)
 def test_nvrtc_compiles_cupy_source(arch):
     nvrtc = _nvrtc()
-    source, options = _cupy_backend.kernel_source()
+    source, options = cupy_nvrtc.kernel_source()
     err, prog = nvrtc.nvrtcCreateProgram(source.encode(), b"edt_kernels.cu", 0, [], [])
     assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, err
     opts = [o.encode() for o in options] + [f"--gpu-architecture={arch}".encode()]
@@ -116,12 +119,9 @@ def shim(tmp_path_factory):
         pytest.skip("g++ not found")
     lib = tmp_path_factory.mktemp("shim") / "libshim.so"
     subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
-                    f"-DGD_BLOCK={_cupy_backend.BLOCK}", f"-I{KERNELS}", "-o", str(lib),
-                    os.path.join(SHIM, "shim_exports.cpp")], check=True)
-    library = ctypes.CDLL(str(lib))
-    for name in ("shim_launch_slots", "shim_blocks_for", "shim_envelope_words", "shim_block"):
-        getattr(library, name).restype = ctypes.c_longlong
-    return library
+                    f"-I{KERNELS}", "-o", str(lib), os.path.join(SHIM, "shim_exports.cpp")],
+                   check=True)
+    return ctypes.CDLL(str(lib))
 
 
 class _Dim3(ctypes.Structure):
@@ -133,36 +133,38 @@ _CTYPES = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float64: ctyp
 
 def _run_shim(lib, src: torch.Tensor, num_classes: int, spacing, convention: str,
               black_border: bool, dtype: torch.dtype, resident: int) -> torch.Tensor:
-    """The CuPy backend's launches, run thread by thread on the CPU build of the kernels."""
-    launches, words = _cupy_backend.launch_plan(src.shape, src.dtype, num_classes, spacing,
-                                                convention, black_border, dtype, resident)
-    sizes = _backends.out_sizes(src, num_classes)
-    src_np = np.ascontiguousarray(src.numpy())
-    buffers = {"src": src_np,  # outputs and scratch start poisoned with NaN
-               "out": np.full(sizes, np.nan, dtype=str(dtype).removeprefix("torch.")),
-               "scratch": np.full(max(words, 1), np.nan)}
-    buffers["tmp"] = np.full_like(buffers["out"], np.nan)
+    """The launch plan, run thread by thread on the CPU build of the kernels with the CuPy
+    backend's kernel arguments."""
+    plan = extension.cuda_launch_plan(src.shape[1:], src.shape[0] * max(num_classes, 1), resident)
+    sizes = contract.out_sizes(src, num_classes)
+    out_dtype = str(dtype).removeprefix("torch.")
+    arrays = {"src": np.ascontiguousarray(src.numpy()),  # outputs and scratch start as NaN
+              "out": np.full(sizes, np.nan, dtype=out_dtype),
+              "tmp": np.full(sizes, np.nan, dtype=out_dtype),
+              "scratch": np.full(max(plan.scratch_words, 1), np.nan)}
+    pointers = {name: ctypes.c_void_p(a.ctypes.data) for name, a in arrays.items()}
     block, grid = (_Dim3.in_dll(lib, name) for name in ("blockDim", "gridDim"))
     block_idx, thread_idx = (_Dim3.in_dll(lib, name) for name in ("blockIdx", "threadIdx"))
-    block.x = _cupy_backend.BLOCK
-    for launch in launches:
-        args = [ctypes.c_void_p(buffers[a].ctypes.data) if isinstance(a, str)
-                else _CTYPES[type(a)](a.item()) for a in launch.args]
-        kernel = getattr(lib, launch.kernel)
+    block.x = plan.block
+    for launch in plan.passes:
+        name, args = cupy_nvrtc.kernel_args(launch, pointers, src.dtype, num_classes, spacing,
+                                            convention, black_border, dtype)
+        args = [a if isinstance(a, ctypes.c_void_p) else _CTYPES[type(a)](a.item()) for a in args]
+        kernel = getattr(lib, name)
         grid.x = launch.blocks
         for b in range(launch.blocks):
             block_idx.x = b
-            for t in range(_cupy_backend.BLOCK):
+            for t in range(plan.block):
                 thread_idx.x = t
                 kernel(*args)
-    return torch.from_numpy(buffers["out"])
+    return torch.from_numpy(arrays["out"])
 
 
 def _check(lib, src, num_classes=0, spacing=None, convention="edt", black_border=False,
            dtype=torch.float32, resident=256):
     spacing = spacing or (1.0,) * (src.dim() - 1)
     out = _run_shim(lib, src, num_classes, spacing, convention, black_border, dtype, resident)
-    ref = _scipy_backend.distance_transform(src, num_classes, spacing, convention, black_border,
+    ref = scipy_reference.distance_transform(src, num_classes, spacing, convention, black_border,
                                             torch.float64)
     tol = 1e-6 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol, equal_nan=False,
@@ -170,29 +172,46 @@ def _check(lib, src, num_classes=0, spacing=None, convention="edt", black_border
                                              f"border={black_border} {dtype}: {m}")
 
 
-def test_shim_geometry_matches_python(shim):
-    assert shim.shim_block() == _cupy_backend.BLOCK
-    for n in (1, 7, 512, 10**6):
-        assert shim.shim_envelope_words(ctypes.c_longlong(n)) == _cupy_backend.envelope_words(n)
-    for lines in (1, 127, 128, 129, 10**5, 10**9):
-        for resident in (1, 256, 270336):
-            for words in (0, 4, 1540, 10**7):
-                slots = shim.shim_launch_slots(ctypes.c_longlong(lines),
-                                               ctypes.c_longlong(resident), ctypes.c_longlong(words))
-                assert slots == _cupy_backend.launch_slots(lines, resident, words)
-                assert 1 <= slots <= max(1, min(lines, resident))
-                if words:  # the scratch of the working threads stays within the budget
-                    assert slots == 1 or slots * words * 8 <= 1 << 30
-                assert (shim.shim_blocks_for(ctypes.c_longlong(slots))
-                        == _cupy_backend.blocks_for(slots))
+@needs_extension
+@pytest.mark.parametrize("spatial", [(1,), (7,), (300,), (5, 6), (1, 130), (9, 1), (17, 33, 40),
+                                     (2, 3, 4, 5), (512, 512, 512)], ids=str)
+@pytest.mark.parametrize("items", [1, 3, 1000])
+@pytest.mark.parametrize("resident", [1, 256, 270336])
+@pytest.mark.parametrize("scratch_bytes", [None, 4096])
+def test_launch_plan_invariants(spatial, items, resident, scratch_bytes):
+    """Pass p runs along axis nd-1-p over every line of the batch; each thread that works has
+    lines; the grid holds the working threads; the envelope scratch fits the budget (or one
+    thread's worth); buffers alternate from src so that the last pass, the only one that
+    finalizes, writes the output."""
+    budget = 1 << 30 if scratch_bytes is None else scratch_bytes
+    plan = extension.cuda_launch_plan(spatial, items, resident, scratch_bytes)
+    nd, volume = len(spatial), int(np.prod(spatial))
+    assert [p.axis for p in plan.passes] == list(range(nd - 1, -1, -1))
+    assert plan.passes[0].src == "src" and plan.passes[-1].dst == "out"
+    words = 0
+    for p, launch in enumerate(plan.passes):
+        a = launch.axis
+        assert launch.n == spatial[a] and launch.inner == int(np.prod(spatial[a + 1:]))
+        assert launch.outer * launch.n * launch.inner == volume
+        assert launch.lines == items * volume // spatial[a]
+        assert 1 <= launch.slots <= max(1, min(launch.lines, resident))
+        assert launch.blocks == -(-launch.slots // plan.block)
+        assert launch.finalize == (p == nd - 1)
+        if p > 0:
+            assert launch.src == plan.passes[p - 1].dst != launch.dst
+            per_thread = 3 * (launch.n + 2)
+            assert launch.slots == 1 or launch.slots * per_thread * 8 <= budget
+            words = max(words, launch.slots * per_thread)
+    assert plan.scratch_words == words
 
 
 SHAPES = [(3, 127), (2, 129), (1, 1), (2, 1, 130), (2, 9, 1), (3, 17, 33), (1, 40, 129),
           (2, 5, 6, 7), (1, 13, 1, 11), (1, 3, 4, 5, 6)]
 
 
+@needs_extension
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
-@pytest.mark.parametrize("convention", ["edt", "edt_squared", "kervadec", "sdf", "unsigned"])
+@pytest.mark.parametrize("convention", contract.CONVENTIONS)
 def test_shim_masks(shim, shape, convention):
     g = torch.Generator().manual_seed(zlib.crc32(repr((shape, convention)).encode()))
     nd = len(shape) - 1
@@ -205,12 +224,14 @@ def test_shim_masks(shim, shape, convention):
                    dtype=dtype)
 
 
+@needs_extension
 @pytest.mark.parametrize("resident", [1, 128, 129, 10**6])
 def test_shim_grid_stride(shim, resident):
     mask = torch.rand((3, 21, 140), generator=torch.Generator().manual_seed(resident)) < 0.8
     _check(shim, mask, spacing=(1.7, 0.6), convention="sdf", resident=resident)
 
 
+@needs_extension
 @pytest.mark.parametrize("label_dtype", [torch.uint8, torch.int32, torch.int64])
 def test_shim_labels(shim, label_dtype):
     g = torch.Generator().manual_seed(7)
@@ -221,6 +242,7 @@ def test_shim_labels(shim, label_dtype):
         _check(shim, line, num_classes=3, spacing=(0.5,), convention=convention)
 
 
+@needs_extension
 def test_shim_nasty(shim):
     cases = [torch.zeros(2, 5, 6, dtype=torch.bool), torch.ones(2, 5, 6, dtype=torch.bool),
              torch.ones(1, 200, dtype=torch.bool)]
@@ -233,6 +255,7 @@ def test_shim_nasty(shim):
                 _check(shim, mask, convention=convention, black_border=border)
 
 
+@needs_extension
 def test_shim_anisotropic_precision(shim):
     """The parabola intersections must be exact at scale (REFERENCE.md section 6)."""
     g = torch.Generator().manual_seed(3)

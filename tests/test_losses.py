@@ -15,6 +15,7 @@ from scipy import ndimage
 
 import gpudist
 from gpudist import losses as L
+from gpudist.backends import extension
 
 F64 = torch.float64
 
@@ -174,12 +175,12 @@ def test_fused_op_opcheck(idc):
 def fused_impl(request, monkeypatch):
     """Runs a test on the extension's fused kernels, then on the torch-ops implementation (the one
     used without the extension)."""
-    from gpudist import _fused_boundary
+    from gpudist.losses import fused
 
-    if request.param == "native" and not _fused_boundary._native(torch.device("cpu")):
+    if request.param == "native" and not fused._native(torch.device("cpu")):
         pytest.skip("the extension is not built")
     if request.param == "torch":
-        monkeypatch.setattr(_fused_boundary, "_native", lambda device: False)
+        monkeypatch.setattr(fused, "_native", lambda device: False)
     return request.param
 
 
@@ -237,7 +238,7 @@ def test_fused_matches_unfused_random_shapes(b, c, spatial, data):
 
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
 def test_fused_kernels_opcheck(dtype):
-    if not gpudist._extension.has_kernel("gpudist::boundary_loss_forward", "cpu"):
+    if not extension.has_kernel("gpudist::boundary_loss_forward", "cpu"):
         pytest.skip("the extension is not built")
     z, phi = torch.randn(2, 3, 4, 5, dtype=dtype), torch.randn(2, 3, 4, 5, dtype=dtype)
     torch.library.opcheck(torch.ops.gpudist.boundary_loss_forward.default, (z, phi, [0, 2]))
@@ -246,7 +247,7 @@ def test_fused_kernels_opcheck(dtype):
 
 
 def test_fused_kernels_reject_bad_arguments():
-    if not gpudist._extension.has_kernel("gpudist::boundary_loss_forward", "cpu"):
+    if not extension.has_kernel("gpudist::boundary_loss_forward", "cpu"):
         pytest.skip("the extension is not built")
     fwd, bwd = torch.ops.gpudist.boundary_loss_forward, torch.ops.gpudist.boundary_loss_backward
     z = torch.randn(2, 3, 4)

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from gpudist import _metric_classes
 from gpudist import metrics as M
+from gpudist.backends import extension
+from gpudist.metrics import classes, distances, surfaces
 
 # DeepMind's package imports scipy.ndimage.filters / .morphology, deprecated in scipy >= 1.14.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -127,19 +128,17 @@ def test_distances_to_surfaces_equal_scipy_per_row(search, monkeypatch):
     stacked tensors."""
     from scipy import ndimage
 
-    from gpudist import _extension, _surface_distances
-
-    if search and not _extension.has_kernel("gpudist::distance_at", "cpu"):
+    if search and not extension.has_kernel("gpudist::distance_at", "cpu"):
         pytest.skip("the extension is not built")
     if not search:
-        monkeypatch.setattr(_extension, "has_kernel", lambda op, device: False)
+        monkeypatch.setattr(extension, "has_kernel", lambda op, device: False)
     rng = np.random.default_rng(3)
     sites = rng.random((5, 9, 11)) < 0.1
     sites[3] = False
     queries = rng.random((5, 9, 11)) < 0.3
     queries[1] = False
     spacing = [[1.0, 2.0], [0.5, 0.7], [1.0, 2.0], [0.5, 0.7], [3.0, 0.2]]
-    got = _surface_distances._distances_to_surfaces(
+    got = distances._distances_to_surfaces(
         [torch.from_numpy(sites[:2]), torch.from_numpy(sites[2:])],
         [torch.from_numpy(queries[:2]), torch.from_numpy(queries[2:])],
         torch.tensor(spacing, dtype=torch.float64), torch.float64)
@@ -153,16 +152,14 @@ def test_distances_to_surfaces_equal_scipy_per_row(search, monkeypatch):
 def test_search_and_full_transform_paths_agree(surface, monkeypatch):
     """The CPU's distance_at search and the full-EDT path (CUDA, or no extension) give the same
     metrics, with one spacing and with a spacing per item (the values regrouped per spacing)."""
-    from gpudist import _extension
-
-    if not _extension.has_kernel("gpudist::distance_at", "cpu"):
+    if not extension.has_kernel("gpudist::distance_at", "cpu"):
         pytest.skip("the extension is not built")
     pred, target = _pair_batch(4, (21, 18, 9), batch=3)
     pred[1, 2] = False  # an empty class on one side
     spacings = [(0.7, 1.0, 2.2), torch.tensor([[0.7, 1.0, 2.2], [1.5, 0.5, 1.0], [0.7, 1.0, 2.2]])]
     kw = dict(metrics=("hd", "hd95", "assd", "nsd"), tolerance=1.5, surface=surface)
     searched = [M.surface_metrics(pred, target, spacing=s, **kw) for s in spacings]
-    monkeypatch.setattr(_extension, "has_kernel", lambda op, device: False)
+    monkeypatch.setattr(extension, "has_kernel", lambda op, device: False)
     full = [M.surface_metrics(pred, target, spacing=s, **kw) for s in spacings]
     for a, b in zip(searched, full):
         for name in kw["metrics"]:
@@ -221,14 +218,12 @@ def test_voxel_border_and_surfel_codes_equal_scipy(shape):
     surfel codes = DeepMind's correlate of the zero-padded mask with its kernel."""
     from scipy import ndimage
 
-    from gpudist import _surface
-
     rng = np.random.default_rng(len(shape))
     masks = rng.random((3,) + shape) < 0.6
     for connectivity in range(1, len(shape) + 1):
         structure = ndimage.generate_binary_structure(len(shape), connectivity)
         ref = np.stack([m ^ ndimage.binary_erosion(m, structure) for m in masks])
-        ours = _surface.voxel_border(torch.from_numpy(masks), connectivity).numpy()
+        ours = surfaces.voxel_border(torch.from_numpy(masks), connectivity).numpy()
         np.testing.assert_array_equal(ours, ref)
     if len(shape) in (2, 3):
         kernel = (np.array([[8, 4], [2, 1]]) if len(shape) == 2
@@ -237,20 +232,18 @@ def test_voxel_border_and_surfel_codes_equal_scipy(shape):
             padded = np.zeros(tuple(n + 1 for n in shape), np.uint8)
             padded[tuple(slice(0, n) for n in shape)] = m
             ref = ndimage.correlate(padded, kernel, mode="constant", cval=0)
-            ours = _surface.surfel_codes(torch.from_numpy(m)[None])[0].numpy()
+            ours = surfaces.surfel_codes(torch.from_numpy(m)[None])[0].numpy()
             np.testing.assert_array_equal(ours, ref)
 
 
 def test_surfel_tables_equal_deepmind():
     lookup = _need("surface_distance.lookup_tables")
-    from gpudist import _surface
-
     for sp in [(1.0, 1.0, 1.0), (0.7, 1.3, 2.9)]:
-        ours = _surface.element_size_table(torch.tensor([sp], dtype=torch.float64))[0].numpy()
+        ours = surfaces.element_size_table(torch.tensor([sp], dtype=torch.float64))[0].numpy()
         np.testing.assert_allclose(ours, lookup.create_table_neighbour_code_to_surface_area(sp),
                                    rtol=1e-14)
     for sp in [(1.0, 1.0), (0.7, 2.9)]:
-        ours = _surface.element_size_table(torch.tensor([sp], dtype=torch.float64))[0].numpy()
+        ours = surfaces.element_size_table(torch.tensor([sp], dtype=torch.float64))[0].numpy()
         np.testing.assert_allclose(ours, lookup.create_table_neighbour_code_to_contour_length(sp),
                                    rtol=1e-14)
 
@@ -450,8 +443,8 @@ def _class_cases():
 def _cls(base: str, name: str):
     if base == "default":
         return getattr(M, name)
-    logic = getattr(_metric_classes, f"_{name}Logic")
-    return type(f"Plain{name}", (logic, _metric_classes._PlainMetric), {})
+    logic = getattr(classes, f"_{name}Logic")
+    return type(f"Plain{name}", (logic, classes._PlainMetric), {})
 
 
 def _batches():

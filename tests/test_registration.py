@@ -82,13 +82,6 @@ def test_op_rejects_bad_arguments_itself():
         op(mask, 0, [1.0], "sdf", False, torch.float32, 2.0)
 
 
-@pytest.mark.parametrize("backend", ["numba", "scipy"])
-def test_python_backends_reject_black_border_with_signed_conventions(backend):
-    fn = gpudist._backends.resolve(backend, torch.device("cpu"))
-    with pytest.raises(ValueError, match="black_border applies to the edt conventions only"):
-        fn(torch.ones(1, 4, dtype=torch.bool), 0, (1.0,), "sdf", True, torch.float32)
-
-
 def test_available_backends_lists_the_reference():
     names = gpudist.available_backends()
     assert "scipy" in names and set(names) <= {"extension", "numba", "scipy", "cupy"}
@@ -121,7 +114,7 @@ def test_numba_fallback_without_extension():
 def test_numba_op_opcheck(args):
     """The numba fallback is an op too (opaque to torch.compile), with its own fake kernel."""
     pytest.importorskip("numba")
-    from gpudist import _numba_backend  # noqa: F401  (registers gpudist::distance_transform_numba)
+    from gpudist.backends import numba_cpu  # noqa: F401  (registers gpudist::distance_transform_numba)
 
     src, num_classes, spacing, convention, black_border, dtype = args[:6]
     torch.library.opcheck(torch.ops.gpudist.distance_transform_numba.default,
@@ -146,8 +139,8 @@ def test_numba_fallback_compiles_fullgraph():
 
 
 def test_numba_backend_refuses_non_cpu_tensors():
-    from gpudist import _numba_backend
+    from gpudist.backends import numba_cpu
 
     with pytest.raises(ValueError, match="the numba backend runs on CPU tensors only"):
-        _numba_backend.distance_transform(torch.ones(1, 4, dtype=torch.bool, device="meta"), 0,
+        numba_cpu.distance_transform(torch.ones(1, 4, dtype=torch.bool, device="meta"), 0,
                                           (1.0,), "edt", False, torch.float32)

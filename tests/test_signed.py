@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 from scipy import ndimage
 
 import gpudist
-from reference import kervadec_phi
-from test_edt import assert_matches, blobs, masks, wide_masks
+from common import assert_close_map, blobs, kervadec_phi, masks, one_hot, to_numpy, wide_masks
 
 
 def sdf_reference(mask, spacing):
@@ -33,26 +32,21 @@ def unsigned_reference(mask, spacing):
 REFERENCES = {"kervadec": kervadec_phi, "sdf": sdf_reference, "unsigned": unsigned_reference}
 
 
-def assert_close_map(out, expected):
-    # 1 - D can cancel to 0: compare with an absolute floor of float32 rounding of D.
-    out = out.numpy() if isinstance(out, torch.Tensor) else out
-    scale = np.abs(expected).max() if expected.size else 0.0
-    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6 * max(scale, 1.0))
-
-
 @settings(max_examples=80, deadline=None)
 @given(data=masks(max_side=16), convention=st.sampled_from(sorted(REFERENCES)))
-def test_signed_distance_formulas(backend, data, convention):
+def test_signed_distance_formulas(target, data, convention):
     mask, spacing = data
-    out = gpudist.signed_distance(mask, spacing, convention=convention, backend=backend)
+    out = gpudist.signed_distance(target.put(mask), spacing, convention=convention,
+                                  backend=target.backend)
     assert_close_map(out, REFERENCES[convention](mask, spacing))
 
 
 @settings(max_examples=40, deadline=None)
 @given(data=wide_masks(), convention=st.sampled_from(sorted(REFERENCES)))
-def test_signed_maps_through_the_windowed_envelope(backend, data, convention):
+def test_signed_maps_through_the_windowed_envelope(target, data, convention):
     mask, spacing = data
-    out = gpudist.signed_distance(mask, spacing, convention=convention, backend=backend)
+    out = gpudist.signed_distance(target.put(mask), spacing, convention=convention,
+                                  backend=target.backend)
     assert_close_map(out, REFERENCES[convention](mask, spacing))
 
 
@@ -80,36 +74,33 @@ def test_sdf_is_zero_halfway_between_boundary_voxels():
 
 @pytest.mark.parametrize("convention", sorted(REFERENCES))
 @pytest.mark.parametrize("fill", [0, 1])
-def test_single_class_sample_gives_zeros(backend, convention, fill):
+def test_single_class_sample_gives_zeros(target, convention, fill):
     mask = np.stack([np.full((6, 7), fill, bool), blobs((6, 7), 2, seed=12)])
-    out = gpudist.signed_distance(mask, ndim=2, convention=convention, backend=backend)
+    out = to_numpy(gpudist.signed_distance(target.put(mask), ndim=2, convention=convention,
+                                           backend=target.backend))
     assert (out[0] == 0).all()
     assert_close_map(out[1], REFERENCES[convention](mask[1], (1.0, 1.0)))
 
 
-def test_float64_output(backend):
+def test_float64_output(target):
     mask = blobs((12, 14), 3, seed=13)
-    out = gpudist.signed_distance(torch.from_numpy(mask).double(), backend=backend)
+    out = gpudist.signed_distance(target.put(mask).double(), backend=target.backend)
     assert out.dtype == torch.float64
-    np.testing.assert_allclose(out, kervadec_phi(mask, (1, 1)), rtol=1e-12, atol=1e-12)
-
-
-def one_hot(labels, num_classes):
-    return np.moveaxis(np.eye(num_classes, dtype=np.uint8)[labels], -1, 1)
+    np.testing.assert_allclose(to_numpy(out), kervadec_phi(mask, (1, 1)), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("convention", sorted(REFERENCES))
-def test_one_hot_and_labels_agree_with_per_class_reference(backend, convention):
+def test_one_hot_and_labels_agree_with_per_class_reference(target, convention):
     rng = np.random.default_rng(14)
     labels = rng.integers(0, 3, (2, 11, 13, 5)).astype(np.int64)
     labels[1] = 1  # class 1 fills sample 1; classes 0 and 2 are absent there
     labels[0, :, :, :2] = 3  # class 3 appears in sample 0 only
     spacing = (1.0, 0.4, 2.2)
     oh = one_hot(labels, 5)  # class 4 is absent everywhere
-    from_labels = gpudist.labels_to_dist(torch.from_numpy(labels), 5, spacing,
-                                         convention=convention, backend=backend)
-    from_one_hot = gpudist.one_hot_to_dist(torch.from_numpy(oh), spacing,
-                                           convention=convention, backend=backend)
+    from_labels = gpudist.labels_to_dist(target.put(labels), 5, spacing,
+                                         convention=convention, backend=target.backend)
+    from_one_hot = gpudist.one_hot_to_dist(target.put(oh), spacing,
+                                           convention=convention, backend=target.backend)
     assert from_labels.shape == from_one_hot.shape == (2, 5, 11, 13, 5)
     assert from_labels.dtype == from_one_hot.dtype == torch.float32
     torch.testing.assert_close(from_labels, from_one_hot, rtol=0, atol=0)
@@ -120,33 +111,37 @@ def test_one_hot_and_labels_agree_with_per_class_reference(backend, convention):
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
                                    torch.uint16, torch.uint32, torch.uint64])
-def test_label_dtypes(backend, dtype):
-    labels = torch.randint(0, 4, (3, 10, 9), generator=torch.Generator().manual_seed(15))
-    expected = gpudist.labels_to_dist(labels, 4, backend=backend)
-    torch.testing.assert_close(gpudist.labels_to_dist(labels.to(dtype), 4, backend=backend),
-                               expected, rtol=0, atol=0)
+def test_label_dtypes(target, dtype):
+    labels = target.put(torch.randint(0, 4, (3, 10, 9),
+                                      generator=torch.Generator().manual_seed(15)))
+    expected = gpudist.labels_to_dist(labels, 4, backend=target.backend)
+    got = gpudist.labels_to_dist(labels.to(dtype), 4, backend=target.backend)
+    torch.testing.assert_close(got, expected, rtol=0, atol=0)
 
 
-def test_labels_with_many_classes(backend):
-    labels = torch.arange(300, dtype=torch.int64).reshape(1, 300) % 290
-    out = gpudist.labels_to_dist(labels, 300, convention="unsigned", backend=backend)
+def test_labels_with_many_classes(target):
+    labels = target.put(torch.arange(300, dtype=torch.int64).reshape(1, 300) % 290)
+    out = gpudist.labels_to_dist(labels, 300, convention="unsigned", backend=target.backend)
     assert out.shape == (1, 300, 300)
     assert (out[0, 295:] == 0).all()  # absent classes
     assert out[0, 0, 0] == 1.0 and out[0, 0, 1] == 1.0 and out[0, 0, 290] == 1.0
 
 
-def test_labels_numpy_in_numpy_out_and_non_contiguous(backend):
+def test_labels_numpy_in_numpy_out_and_non_contiguous(cpu_target):
     labels = np.random.default_rng(16).integers(0, 3, (4, 12, 10))[:, ::-1, ::2]
-    out = gpudist.labels_to_dist(labels, 3, backend=backend)
+    out = gpudist.labels_to_dist(labels, 3, backend=cpu_target.backend)
     assert isinstance(out, np.ndarray) and out.shape == (4, 3, 12, 5)
     oh = one_hot(np.ascontiguousarray(labels), 3)
-    np.testing.assert_allclose(out, gpudist.one_hot_to_dist(oh, backend=backend), rtol=0)
+    np.testing.assert_allclose(out, gpudist.one_hot_to_dist(oh, backend=cpu_target.backend),
+                               rtol=0)
 
 
-def test_empty_batch(backend):
-    assert gpudist.labels_to_dist(torch.zeros(0, 4, 5, dtype=torch.int64), 3,
-                                  backend=backend).shape == (0, 3, 4, 5)
-    assert gpudist.one_hot_to_dist(torch.zeros(0, 3, 4, 5), backend=backend).shape == (0, 3, 4, 5)
+def test_empty_batch(target):
+    labels = target.put(torch.zeros(0, 4, 5, dtype=torch.int64))
+    assert gpudist.labels_to_dist(labels, 3, backend=target.backend).shape == (0, 3, 4, 5)
+    one_hot_maps = gpudist.one_hot_to_dist(target.put(torch.zeros(0, 3, 4, 5)),
+                                           backend=target.backend)
+    assert one_hot_maps.shape == (0, 3, 4, 5)
 
 
 @pytest.mark.parametrize("call,error,match", [

@@ -1,7 +1,7 @@
 // gpudist: CUDA kernels of the exact separable Euclidean distance transform.
 //
-// Plain CUDA C (no torch header), compiled by nvcc into the extension (csrc/edt_cuda.cu includes
-// this file) and by NVRTC in the CuPy backend (gpudist/_cupy_backend.py). Every kernel runs the
+// Plain CUDA C (no torch header), compiled by nvcc into the extension (distance_transform_cuda.cu
+// includes this file) and by NVRTC in the CuPy backend (gpudist/backends/cupy_nvrtc.py). Every kernel runs the
 // per-line functions of edt_line.cuh, one thread per line, with a grid-stride loop over the lines
 // of a bounded grid.
 //
@@ -15,37 +15,11 @@
 // The envelope needs scratch f, z (double) and v (index_t) of n + 2 values each per working thread.
 // They live in one global buffer of envelope_words(n) 8-byte words per working thread (`slots`),
 // interleaved: value i of thread t at [i * slots + t], so a warp's scratch accesses coalesce.
+// How many threads work, in how many blocks, and which buffers each pass reads and writes is the
+// launch plan's (csrc/distance_transform/cuda_plan.h).
 #include "edt_line.cuh"
 
-#ifndef GD_BLOCK
-#define GD_BLOCK 128  // threads per block
-#endif
-#ifndef GD_SCRATCH_BYTES
-#define GD_SCRATCH_BYTES (1LL << 30)  // cap on the envelope scratch of one launch
-#endif
-
 namespace gpudist {
-
-constexpr index_t kBlock = GD_BLOCK;
-
-// 8-byte scratch words per thread of an envelope pass over lines of n elements.
-GD_HD index_t envelope_words(index_t n) { return 3 * n + 6; }
-
-// Threads that work in a launch over `lines` lines on a device that holds `resident` threads at
-// once, with `words` scratch words each (0: none): no more than the lines, the resident threads or
-// the scratch budget allow, and at least one. The envelope's scratch holds slots * words words;
-// the launch has blocks_for(slots) blocks and its threads from `slots` on do nothing. Shared by
-// every launcher.
-GD_HD index_t launch_slots(index_t lines, index_t resident, index_t words) {
-  index_t slots = lines < resident ? lines : resident;
-  if (words > 0) {
-    const index_t budget = GD_SCRATCH_BYTES / (8 * words);
-    slots = slots < budget ? slots : budget;
-  }
-  return slots > 0 ? slots : 1;
-}
-
-GD_HD index_t blocks_for(index_t slots) { return (slots + kBlock - 1) / kBlock; }
 
 // Pass 1 over `lines` lines of out, whose rows are r = item * outer + o. Label maps (classes > 0):
 // item reads src row (item / classes) * outer + o with fg = item % classes; masks (read as bytes)

@@ -18,6 +18,12 @@
 // Arithmetic is in double: the parabola intersections of the envelope need it to stay exact (a
 // float32 intersection picks the wrong parabola at 256^3 with anisotropic spacing); values are
 // stored in the output type T (float or double). Indices are 64-bit throughout.
+//
+// Users: csrc/distance_transform/cpu_passes.h (CPU), kernels/edt_kernels.cu (CUDA, NVRTC),
+// csrc/distance_at/distance_at_cpu.cpp. Mirror: gpudist/backends/numba_cpu.py transliterates
+// first_pass_lanes<1>, lower_envelope and finalize_as for the numba fallback (the plain forms only;
+// the vectorised variants, windowed envelope and lanes, are CPU speed-ups it does without): a
+// change to those three must be made there too; tests compare both with scipy.
 #pragma once
 
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
@@ -216,6 +222,9 @@ GD_HD void first_pass_line(const L* src, index_t src_stride, index_t fg, T* out,
 GD_HD double meet(index_t p, double fp, index_t q, double fq, double w) {
   return 0.5 * (double(p + q) + (fq - fp) / (w * double(q - p)));
 }
+
+// 8-byte scratch words of one envelope_line() over n elements: f, z and v, n + 2 values each.
+GD_HD index_t envelope_words(index_t n) { return 3 * (n + 2); }
 
 // Lower envelope of the parabolas f(y) + w (x - y)^2 for the elements x of one class, the targets
 // (Felzenszwalb & Huttenlocher 2012, Algorithm 1). A site y costs its stored squared distance when

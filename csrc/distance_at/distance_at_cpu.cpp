@@ -1,0 +1,154 @@
+// gpudist::distance_at on the CPU: per item, the transform's first pass (cpu_passes.h), then a
+// direct search outward from each query element.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "distance_at/distance_at.h"
+#include "distance_transform/cpu_passes.h"
+#include "distance_transform/distance_transform.h"
+
+namespace gpudist {
+namespace {
+
+using cpu::first_pass;
+using cpu::run_passes;
+
+// Squared distance, in pass units, from the element at g to the nearest background element, by
+// direct search over c, a first pass along axis 0 run with unit weight (|c| = the squared element
+// count to the nearest background element along axis 0): min over offsets t along `axis`
+// (coordinate `at` on it, outward from 0) of w t^2 plus the same search one axis down, stopping
+// once w t^2 reaches the best so far. Exact below `cap`; a result of cap or more comes back as
+// cap. The work grows with the distance found (about d^(nd-1) elements read, counted in
+// `reads`), so it pays where the distances asked for are short.
+template <typename C>
+double search_nearest(const C* c, const index_t* at, const Plan& p, const index_t* stride,
+                      int axis, double cap, index_t& reads) {
+  if (axis == 0) {
+    ++reads;
+    return std::min(cap, p.w[0] * double(std::fabs(*c)));
+  }
+  const index_t n = p.shape[axis], s = stride[axis], x = at[axis];
+  const double w = p.w[axis];
+  double best = cap;
+  for (index_t t = 0; x - t >= 0 || x + t < n; ++t) {
+    const double wt = w * double(t) * double(t);
+    if (wt >= best) break;
+    if (x - t >= 0)
+      best = std::min(best, wt + search_nearest(c - t * s, at, p, stride, axis - 1, best - wt,
+                                                reads));
+    if (t > 0 && x + t < n)
+      best = std::min(best, wt + search_nearest(c + t * s, at, p, stride, axis - 1, best - wt,
+                                                reads));
+  }
+  return best;
+}
+
+// The first index in [from, to) where bytes is nonzero, else `to`; eight bytes at a time.
+inline index_t next_nonzero(const uint8_t* bytes, index_t from, index_t to) {
+  for (uint64_t word; from + 8 <= to; from += 8) {
+    std::memcpy(&word, bytes + from, 8);
+    if (word) break;
+  }
+  while (from < to && !bytes[from]) ++from;
+  return from;
+}
+
+// distance_at, item by item over at::parallel_for's threads (a single item runs on one thread):
+// the item's first pass with unit weight into the thread's scratch (one item's volume of squared
+// counts, in C = float while they are exact in it, reused, so it stays in cache for the
+// searches), then search_nearest from each query element, in row-major order. An item whose
+// searches read more than kSearchReads values per element (queries far from every background
+// element) is redone with the full transform, which is then cheaper. Items without background
+// give +inf at once.
+template <typename T, typename C>
+at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
+                       const at::TensorOptions& options) {
+  constexpr index_t kSearchReads = 16;
+  const int nd = static_cast<int>(p.shape.size());
+  index_t volume = 1;
+  std::vector<index_t> stride(nd, 1);
+  for (int a = nd - 1; a >= 0; --a) {
+    stride[a] = volume;
+    volume *= p.shape[a];
+  }
+  Plan item = p;
+  item.items = 1;
+  Plan counts = item;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
+  counts.w[0] = 1.0;
+  std::vector<std::vector<T>> found(p.items);
+  at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
+    std::vector<C> c(volume);
+    std::vector<T> full;
+    std::vector<index_t> at(nd);
+    for (index_t r = begin; r < end; ++r) {
+      const uint8_t* s = src + r * volume;
+      const uint8_t* q = query + r * volume;
+      const bool has_site = std::memchr(s, 0, volume) != nullptr;
+      if (has_site) first_pass(s, c.data(), counts, volume);  // nested: runs on this thread
+      index_t reads = 0;
+      const index_t budget = kSearchReads * volume;
+      for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume)) {
+        if (!has_site || nd == 1) {
+          found[r].push_back(has_site ? T(c[e]) : T(INFINITY));
+          continue;
+        }
+        index_t rest = e;  // the element's coordinates
+        for (int a = 0; a < nd; ++a) {
+          at[a] = rest / stride[a];
+          rest %= stride[a];
+        }
+        const double d2 = search_nearest(c.data() + e, at.data(), p, stride.data(), nd - 1,
+                                         double(INFINITY), reads);
+        found[r].push_back(T(std::sqrt(d2) * p.fin.scale));
+        if (reads > budget) break;
+      }
+      if (reads > budget) {
+        full.resize(volume);
+        run_passes(s, full.data(), item);
+        found[r].clear();
+        for (index_t e = next_nonzero(q, 0, volume); e < volume;
+             e = next_nonzero(q, e + 1, volume))
+          found[r].push_back(full[e]);
+      }
+    }
+  });
+  std::vector<index_t> offset(p.items + 1, 0);
+  for (index_t r = 0; r < p.items; ++r) offset[r + 1] = offset[r] + index_t(found[r].size());
+  at::Tensor out = at::empty({offset[p.items]}, options);
+  for (index_t r = 0; r < p.items; ++r)
+    std::copy(found[r].begin(), found[r].end(), out.data_ptr<T>() + offset[r]);
+  return out;
+}
+
+at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_any,
+                           at::ArrayRef<double> spacing, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
+  TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool && query_any.scalar_type() == at::kBool,
+                    "gpudist: src and query must be bool masks");
+  TORCH_CHECK_VALUE(query_any.sizes() == src_any.sizes() && query_any.device() == src_any.device(),
+                    "gpudist: query must have the shape and device of src");
+  const at::Tensor src = src_any.contiguous(), query = query_any.contiguous();
+  const Plan plan = make_plan(src, 0, spacing, "edt", false, dtype, std::nullopt);
+  const at::TensorOptions options = src.options().dtype(dtype);
+  if (src.numel() == 0) return at::empty({0}, options);
+  const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());
+  const auto* q = reinterpret_cast<const uint8_t*>(query.const_data_ptr<bool>());
+  // Squared counts up to (2^12)^2 are exact in float; in 1-D the first pass finalizes, in C.
+  const bool narrow = plan.shape.size() > 1 && plan.shape[0] < (index_t(1) << 12);
+  if (dtype == at::kFloat)
+    return narrow ? distance_at<float, float>(s, q, plan, options)
+                  : distance_at<float, double>(s, q, plan, options);
+  return narrow ? distance_at<double, float>(s, q, plan, options)
+                : distance_at<double, double>(s, q, plan, options);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gpudist, CPU, m) { m.impl("distance_at", &distance_at_cpu); }
+
+}  // namespace gpudist

@@ -1,0 +1,79 @@
+// gpudist::distance_transform: the argument checks and plan shared by its CPU and CUDA
+// implementations (the Python backends run the same checks, gpudist/backends/contract.py).
+#include "distance_transform/distance_transform.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace gpudist {
+
+namespace {
+// "torch.uint8", as Python prints the dtype (the Python backends' messages say the same).
+std::string dtype_name(at::ScalarType st) {
+  return "torch." + std::string(c10::getDtypeNames(st).first);
+}
+
+// The names of enum Convention; gpudist/backends/contract.py's CONVENTIONS lists them in order.
+int parse_convention(const std::string& name) {
+  if (name == "edt") return kEdt;
+  if (name == "edt_squared") return kEdtSquared;
+  if (name == "kervadec") return kKervadec;
+  if (name == "sdf") return kSdf;
+  if (name == "unsigned") return kUnsigned;
+  TORCH_CHECK_VALUE(false, "gpudist: unknown convention '", name, "'");
+}
+}  // namespace
+
+Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
+               const std::string& convention, bool black_border, at::ScalarType dtype,
+               std::optional<double> max_distance) {
+  const int64_t nd = static_cast<int64_t>(spacing.size());
+  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
+  TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
+                    " spatial dims, got ", src.dim(), " dims");
+  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
+                    "gpudist: dtype must be float32 or float64");
+  TORCH_CHECK_VALUE(num_classes >= 0, "gpudist: num_classes must be >= 0");
+  const auto st = src.scalar_type();
+  if (num_classes == 0) {
+    TORCH_CHECK_VALUE(st == at::kBool, "gpudist: a mask src must be bool, got ", dtype_name(st));
+  } else {
+    TORCH_CHECK_VALUE(st == at::kByte || st == at::kInt || st == at::kLong,
+                      "gpudist: labels must be uint8, int32 or int64, got ", dtype_name(st));
+  }
+  Plan plan;
+  double scale = 0.0, smallest = INFINITY;
+  for (double s : spacing) {
+    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
+    scale = std::max(scale, s);
+    smallest = std::min(smallest, s);
+  }
+  for (int64_t a = 0; a < nd; ++a) {
+    plan.shape.push_back(src.size(a + 1));
+    const double s = spacing[a] / scale;
+    plan.w.push_back(s * s);
+  }
+  plan.classes = num_classes;
+  plan.items = src.size(0) * std::max<int64_t>(num_classes, 1);
+  plan.fin.convention = parse_convention(convention);
+  plan.fin.scale = scale;
+  plan.fin.shift = 0.5 * smallest;
+  plan.two_sided = is_two_sided(plan.fin.convention);
+  TORCH_CHECK_VALUE(!(black_border && plan.two_sided),
+                    "gpudist: black_border applies to the edt conventions only, not '",
+                    convention, "'");
+  plan.black_border = black_border;
+  if (max_distance) {
+    TORCH_CHECK_VALUE(*max_distance >= 0, "gpudist: max_distance must be >= 0");  // NaN too
+    TORCH_CHECK_VALUE(!plan.two_sided, "gpudist: max_distance applies to the edt conventions only");
+    // In the passes' units (squared, spacing / scale), with room for float32 rounding so that
+    // every distance up to max_distance is still computed exactly.
+    const double d = *max_distance / scale;
+    plan.cap = d * d * (1.0 + 1e-5);
+  }
+  plan.out_sizes = src.sizes().vec();
+  if (num_classes > 0) plan.out_sizes.insert(plan.out_sizes.begin() + 1, num_classes);
+  return plan;
+}
+
+}  // namespace gpudist

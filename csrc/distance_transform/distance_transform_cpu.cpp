@@ -1,0 +1,41 @@
+// gpudist::distance_transform on the CPU: the passes of cpu_passes.h over at::parallel_for's
+// threads (torch.set_num_threads).
+#include <torch/library.h>
+
+#include "distance_transform/cpu_passes.h"
+#include "distance_transform/distance_transform.h"
+
+namespace gpudist {
+namespace {
+
+at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes,
+                                  at::ArrayRef<double> spacing, const std::string& convention,
+                                  bool black_border, at::ScalarType dtype,
+                                  std::optional<double> max_distance) {
+  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
+  const at::Tensor src = src_any.contiguous();
+  const Plan plan =
+      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance);
+  at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
+  if (out.numel() == 0) return out;
+  if (num_classes > 0 && src.numel() > 0) {
+    TORCH_CHECK_VALUE(src.min().item<int64_t>() >= 0, "gpudist: labels must be >= 0");
+    TORCH_CHECK_VALUE(src.max().item<int64_t>() < num_classes,
+                      "gpudist: labels must be < num_classes (", num_classes, ")");
+  }
+  with_src_data(src, [&](auto* s) {
+    if (dtype == at::kFloat)
+      cpu::run_passes(s, out.data_ptr<float>(), plan);
+    else
+      cpu::run_passes(s, out.data_ptr<double>(), plan);
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gpudist, CPU, m) {
+  m.impl("distance_transform", &distance_transform_cpu);
+}
+
+}  // namespace gpudist

@@ -1,0 +1,80 @@
+// gpudist::distance_transform on CUDA: the kernels of kernels/edt_kernels.cu, launched as
+// cuda_plan.h plans them, everything queued on torch's current stream with no host sync (the
+// label range check is the Python API's, in eager mode; an out-of-range label simply matches no
+// class here).
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include <torch/library.h>
+
+#include "cuda_launch.h"
+#include "distance_transform/cuda_plan.h"
+#include "distance_transform/distance_transform.h"
+#include "kernels/edt_kernels.cu"
+
+namespace gpudist {
+namespace {
+
+// The kernels of each (src, out) type pair.
+auto first_pass_kernel(const uint8_t*, float*) { return &gd_first_pass_u8_f32; }
+auto first_pass_kernel(const int32_t*, float*) { return &gd_first_pass_i32_f32; }
+auto first_pass_kernel(const long long*, float*) { return &gd_first_pass_i64_f32; }
+auto first_pass_kernel(const uint8_t*, double*) { return &gd_first_pass_u8_f64; }
+auto first_pass_kernel(const int32_t*, double*) { return &gd_first_pass_i32_f64; }
+auto first_pass_kernel(const long long*, double*) { return &gd_first_pass_i64_f64; }
+auto envelope_kernel(float*) { return &gd_envelope_f32; }
+auto envelope_kernel(double*) { return &gd_envelope_f64; }
+
+template <typename T, typename L>
+void run_plan(const L* src, at::Tensor& out, const Plan& p) {
+  const CudaPlan plan = cuda_launch_plan(p.shape, p.items, resident_threads(out.get_device()),
+                                         kCudaScratchBytes);
+  const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
+  const Finalize& fin = p.fin;
+  at::Tensor tmp = plan.passes.size() > 1 ? at::empty_like(out) : out;
+  at::Tensor scratch = at::empty({plan.scratch_words}, out.options().dtype(at::kDouble));
+  auto data = [&](index_t buffer) { return (buffer == kBufferOut ? out : tmp).data_ptr<T>(); };
+  for (const PassLaunch& l : plan.passes) {
+    const auto grid = static_cast<unsigned>(l.blocks);
+    const auto block = static_cast<unsigned>(plan.block);
+    const double w = p.w[l.axis];
+    if (l.in == kBufferSrc) {
+      first_pass_kernel(src, data(l.out))<<<grid, block, 0, stream>>>(
+          src, data(l.out), l.n, l.inner, l.outer, l.lines, p.classes, w, p.two_sided,
+          p.black_border, l.finalize, fin.convention, fin.scale, fin.shift);
+    } else {
+      envelope_kernel(data(l.out))<<<grid, block, 0, stream>>>(
+          data(l.in), data(l.out), l.n, l.inner, l.lines, l.slots, w, p.two_sided,
+          p.black_border, l.finalize, fin.convention, fin.scale, fin.shift,
+          scratch.data_ptr<double>());
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+}
+
+at::Tensor distance_transform_cuda(const at::Tensor& src_any, int64_t num_classes,
+                                   at::ArrayRef<double> spacing, const std::string& convention,
+                                   bool black_border, at::ScalarType dtype,
+                                   std::optional<double> max_distance) {
+  TORCH_CHECK_VALUE(src_any.is_cuda(), "gpudist: src must be a CUDA tensor here");
+  const c10::cuda::CUDAGuard guard(src_any.device());
+  const at::Tensor src = src_any.contiguous();
+  // max_distance is checked, then unused: every distance is computed, as the schema allows.
+  const Plan plan =
+      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance);
+  at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
+  if (out.numel() == 0) return out;
+  with_src_data(src, [&](auto* s) {
+    if (dtype == at::kFloat)
+      run_plan<float>(s, out, plan);
+    else
+      run_plan<double>(s, out, plan);
+  });
+  return out;
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gpudist, CUDA, m) { m.impl("distance_transform", &distance_transform_cuda); }
+
+}  // namespace gpudist

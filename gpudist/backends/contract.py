@@ -1,0 +1,101 @@
+"""The backend contract: what every implementation of the distance transform takes and returns.
+
+A backend is a function with the semantics of the op `gpudist::distance_transform`
+(csrc/distance_transform/distance_transform.h):
+
+    fn(src, num_classes, spacing, convention, black_border, dtype, max_distance=None) -> Tensor
+
+- src: contiguous (B, *spatial); a bool mask when num_classes == 0 (True = foreground), else
+  uint8 / int32 / int64 labels in [0, num_classes).
+- spacing: one positive finite float per spatial axis; convention: one of `CONVENTIONS`;
+  black_border: the outside of the array is background (the edt conventions only); dtype:
+  torch.float32 or torch.float64.
+- max_distance: a bound on the work, not on the result (edt conventions only): distances beyond
+  it may come back as +inf.
+- Returns (B, *spatial) for a mask, (B, num_classes, *spatial) for labels, of `dtype`, on src's
+  device.
+
+This module is the leaf that every backend imports: the convention table, the argument checks
+(the op's `make_plan` checks, with its messages), the output-shape rule and the fake kernel of the
+Python backends' ops. It imports no other gpudist module.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+Backend = Callable[..., torch.Tensor]
+
+# The conventions in the order of the C++ enum Convention (csrc/kernels/edt_line.cuh): a
+# convention's index is its code in the kernels.
+CONVENTIONS = ("edt", "edt_squared", "kervadec", "sdf", "unsigned")
+# Those that need the distance on both sides of the boundary (the signed maps).
+TWO_SIDED = CONVENTIONS[2:]
+
+_LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
+
+
+def convention_code(convention: str) -> int:
+    """The kernels' code of `convention` (its index in CONVENTIONS)."""
+    check_convention(convention)
+    return CONVENTIONS.index(convention)
+
+
+def is_two_sided(convention: str) -> bool:
+    return convention in TWO_SIDED
+
+
+def check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise ValueError(f"gpudist: unknown convention '{convention}'")
+
+
+def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
+                    convention: str, black_border: bool, dtype: torch.dtype,
+                    max_distance: float | None = None) -> None:
+    """The op's argument checks (csrc make_plan), with its messages: ValueError when one fails."""
+    nd = len(spacing)
+    if nd < 1:
+        raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
+    if src.dim() != nd + 1:
+        raise ValueError(f"gpudist: src must be (batch, *spatial) with {nd} spatial dims, "
+                         f"got {src.dim()} dims")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError("gpudist: dtype must be float32 or float64")
+    if num_classes < 0:
+        raise ValueError("gpudist: num_classes must be >= 0")
+    if num_classes == 0 and src.dtype != torch.bool:
+        raise ValueError(f"gpudist: a mask src must be bool, got {src.dtype}")
+    if num_classes > 0 and src.dtype not in _LABEL_DTYPES:
+        raise ValueError(f"gpudist: labels must be uint8, int32 or int64, got {src.dtype}")
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError("gpudist: spacing must be positive and finite")
+    check_convention(convention)
+    two_sided = is_two_sided(convention)
+    if black_border and two_sided:
+        raise ValueError(f"gpudist: black_border applies to the edt conventions only, not "
+                         f"'{convention}'")
+    if max_distance is not None:
+        if not max_distance >= 0:  # NaN too
+            raise ValueError("gpudist: max_distance must be >= 0")
+        if two_sided:
+            raise ValueError("gpudist: max_distance applies to the edt conventions only")
+
+
+def out_sizes(src: torch.Tensor, num_classes: int) -> list[int]:
+    """The output shape: src's, with num_classes inserted at dim 1 for label maps."""
+    sizes = list(src.shape)
+    if num_classes > 0:
+        sizes.insert(1, num_classes)
+    return sizes
+
+
+def fake_transform(src: torch.Tensor, num_classes: int, spacing: list[float], convention: str,
+                   black_border: bool, dtype: torch.dtype,
+                   max_distance: float | None = None) -> torch.Tensor:
+    """The fake kernel of the Python backends' ops (shapes for torch.compile)."""
+    torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
+    return src.new_empty(out_sizes(src, num_classes), dtype=dtype)

@@ -1,0 +1,150 @@
+"""CuPy backend: the CUDA kernels of csrc/kernels, compiled at run time by NVRTC (cupy.RawModule).
+
+The same source as the extension's CUDA kernels (edt_kernels.cu with edt_line.cuh inlined), run
+by the same launch plan (csrc/distance_transform/cuda_plan.h, read through the extension's
+host-only op `gpudist::cuda_launch_plan`, so the CPU build of `gpudist._C` is needed), on torch's
+current stream, reading and writing torch-allocated memory in place (zero-copy). Wrapped as the
+custom op `gpudist::distance_transform_cupy`, opaque to torch.compile. CuPy is optional:
+`gpudist[cupy]`.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import extension
+from .contract import check_arguments, convention_code, fake_transform, is_two_sided, out_sizes
+from .extension import PassLaunch
+
+NVRTC_OPTIONS = ("--std=c++17",)
+SRC_CODES = {torch.bool: "u8", torch.uint8: "u8", torch.int32: "i32", torch.int64: "i64"}
+OUT_CODES = {torch.float32: "f32", torch.float64: "f64"}
+
+
+def kernel_dir() -> str:
+    """gpudist/kernels in an installed package, else csrc/kernels of the source tree."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    installed = os.path.join(package, "kernels")
+    if os.path.isfile(os.path.join(installed, "edt_kernels.cu")):
+        return installed
+    return os.path.join(os.path.dirname(package), "csrc", "kernels")
+
+
+def kernel_source() -> tuple[str, tuple[str, ...]]:
+    """The exact NVRTC source (edt_line.cuh inlined, so CuPy's cache key covers it) and options."""
+    directory = kernel_dir()
+    with open(os.path.join(directory, "edt_line.cuh")) as f:
+        header = f.read().replace("#pragma once\n", "")
+    with open(os.path.join(directory, "edt_kernels.cu")) as f:
+        kernels = f.read()
+    include = '#include "edt_line.cuh"\n'
+    assert include in kernels, "edt_kernels.cu must include edt_line.cuh"
+    source = kernels.replace(include, header)
+    return source, NVRTC_OPTIONS
+
+
+def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dtype,
+                num_classes: int, spacing: Sequence[float], convention: str,
+                black_border: bool, dtype: torch.dtype) -> tuple[str, tuple[Any, ...]]:
+    """The kernel name and arguments of one launch of the plan, as the extension's launcher
+    passes them (csrc/distance_transform/distance_transform_cuda.cu); `buffers` maps "src",
+    "out", "tmp" and "scratch" to what the kernel gets for them (device pointers or arrays)."""
+    scale = max(spacing)
+    w = (spacing[launch.axis] / scale) ** 2
+    fin = (np.int32(convention_code(convention)), np.float64(scale),
+           np.float64(0.5 * min(spacing)))
+    common = (np.float64(w), np.int32(is_two_sided(convention)), np.int32(bool(black_border)),
+              np.int32(launch.finalize)) + fin
+    geometry = (np.int64(launch.n), np.int64(launch.inner))
+    out = OUT_CODES[dtype]
+    if launch.src == "src":
+        return (f"gd_first_pass_{SRC_CODES[src_dtype]}_{out}",
+                (buffers["src"], buffers[launch.dst]) + geometry
+                + (np.int64(launch.outer), np.int64(launch.lines), np.int64(num_classes))
+                + common)
+    return (f"gd_envelope_{out}",
+            (buffers[launch.src], buffers[launch.dst]) + geometry
+            + (np.int64(launch.lines), np.int64(launch.slots)) + common
+            + (buffers["scratch"],))
+
+
+@functools.cache
+def _module(device_index: int) -> Any:
+    import cupy
+
+    source, options = kernel_source()
+    with cupy.cuda.Device(device_index):
+        module = cupy.RawModule(code=source, options=options)
+        module.compile()
+    return module
+
+
+def _stream(device: torch.device) -> Any:
+    """torch's current stream on `device`, as a CuPy stream."""
+    import cupy
+
+    ts = torch.cuda.current_stream(device)
+    if hasattr(ts, "__cuda_stream__") and hasattr(cupy.cuda.Stream, "from_external"):
+        return cupy.cuda.Stream.from_external(ts)
+    return cupy.cuda.ExternalStream(ts.cuda_stream, device.index)
+
+
+def _as_cupy(t: torch.Tensor) -> Any:
+    """A flat CuPy view of the contiguous CUDA tensor t, sharing its memory."""
+    import cupy
+
+    mem = cupy.cuda.UnownedMemory(t.data_ptr(), t.numel() * t.element_size(), t, t.device.index)
+    arr = cupy.ndarray((t.numel(),), dtype=str(t.dtype).removeprefix("torch."),
+                       memptr=cupy.cuda.MemoryPointer(mem, 0))
+    assert arr.data.ptr == t.data_ptr(), "CuPy view does not alias the torch tensor"
+    return arr
+
+
+@torch.library.custom_op("gpudist::distance_transform_cupy", mutates_args=(), device_types="cuda")
+def distance_transform_cupy(src: torch.Tensor, num_classes: int, spacing: list[float],
+                            convention: str, black_border: bool, dtype: torch.dtype,
+                            max_distance: float | None = None) -> torch.Tensor:
+    """The op `gpudist::distance_transform` (same contract) run by the NVRTC-compiled kernels;
+    max_distance is checked, then unused (every distance is computed)."""
+    import cupy
+
+    check_arguments(src, num_classes, spacing, convention, black_border, dtype, max_distance)
+    src = src.contiguous()
+    device = src.device
+    out = torch.empty(out_sizes(src, num_classes), dtype=dtype, device=device)
+    if out.numel() == 0:
+        return out
+    props = torch.cuda.get_device_properties(device)
+    resident = props.multi_processor_count * props.max_threads_per_multi_processor
+    plan = extension.cuda_launch_plan(src.shape[1:], src.shape[0] * max(num_classes, 1),
+                                     resident)
+    buffers = {"src": src, "out": out}
+    if len(plan.passes) > 1:
+        buffers["tmp"] = torch.empty_like(out)
+    if plan.scratch_words:
+        buffers["scratch"] = torch.empty(plan.scratch_words, dtype=torch.float64, device=device)
+    with cupy.cuda.Device(device.index), _stream(device):
+        views = {name: _as_cupy(t) for name, t in buffers.items()}
+        module = _module(device.index)
+        for launch in plan.passes:
+            name, args = kernel_args(launch, views, src.dtype, num_classes, spacing, convention,
+                                     black_border, dtype)
+            module.get_function(name)((launch.blocks,), (plan.block,), args)
+    return out
+
+
+distance_transform_cupy.register_fake(fake_transform)
+
+
+def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
+                       convention: str, black_border: bool, dtype: torch.dtype,
+                       max_distance: float | None = None) -> torch.Tensor:
+    """The backend contract (see `contract`), on CUDA tensors."""
+    return distance_transform_cupy(src, num_classes, list(spacing), convention, black_border,
+                                   dtype, max_distance)

@@ -1,0 +1,133 @@
+"""The compiled extension `gpudist._C`: loading, the fake kernels of its ops for torch.compile, and
+the Python wrappers of its ops.
+
+GPUDIST_NO_EXTENSION=1 in the environment, at build time or at import time, leaves it out."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from .contract import fake_transform
+
+LOAD_ERROR: str | None = None
+if os.environ.get("GPUDIST_NO_EXTENSION", "0") == "1":
+    LOAD_ERROR = "disabled by GPUDIST_NO_EXTENSION=1"
+else:
+    try:
+        from .. import _C  # noqa: F401  (registers torch.ops.gpudist.*)
+    except ImportError as exc:  # built with GPUDIST_NO_EXTENSION=1, or the build failed
+        LOAD_ERROR = str(exc)
+
+AVAILABLE = LOAD_ERROR is None
+
+
+def has_kernel(op: str, device: torch.device | str) -> bool:
+    """True when the extension is loaded and has a kernel of `op` ("gpudist::name") for the
+    device's type."""
+    key = {"cpu": "CPU", "cuda": "CUDA"}.get(torch.device(device).type)
+    if not AVAILABLE or key is None:
+        return False
+    try:
+        return torch._C._dispatch_has_kernel_for_dispatch_key(op, key)
+    except RuntimeError:  # the op is not registered (an extension built from older sources)
+        return False
+
+
+def has_cuda_kernels() -> bool:
+    """True when the extension was built with its CUDA kernels."""
+    return has_kernel("gpudist::distance_transform", "cuda")
+
+
+if AVAILABLE:
+
+    torch.library.register_fake("gpudist::distance_transform")(fake_transform)
+
+    @torch.library.register_fake("gpudist::distance_at")
+    def _distance_at_fake(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
+                          dtype: torch.dtype) -> torch.Tensor:
+        torch._check(query.shape == src.shape, lambda: "query must have the shape of src")
+        return src.new_empty((torch.library.get_ctx().new_dynamic_size(),), dtype=dtype)
+
+    @torch.library.register_fake("gpudist::boundary_loss_forward")
+    def _boundary_loss_forward_fake(logits: torch.Tensor, phi: torch.Tensor,
+                                    idc: Sequence[int]) -> torch.Tensor:
+        torch._check(phi.shape == logits.shape, lambda: "phi must have the shape of logits")
+        return logits.new_empty((logits.shape[0],))
+
+    @torch.library.register_fake("gpudist::boundary_loss_backward")
+    def _boundary_loss_backward_fake(grad: torch.Tensor, logits: torch.Tensor, phi: torch.Tensor,
+                                     idc: Sequence[int]) -> torch.Tensor:
+        torch._check(phi.shape == logits.shape, lambda: "phi must have the shape of logits")
+        return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+elif "No module named" not in LOAD_ERROR and "GPUDIST_NO_EXTENSION" not in LOAD_ERROR:
+    warnings.warn(f"gpudist: the compiled extension failed to load ({LOAD_ERROR}); "
+                  "falling back to the numba CPU backend", RuntimeWarning, stacklevel=2)
+
+
+def distance_transform(
+    src: torch.Tensor,
+    num_classes: int,
+    spacing: Sequence[float],
+    convention: str,
+    black_border: bool,
+    dtype: torch.dtype,
+    max_distance: float | None = None,
+) -> torch.Tensor:
+    """The op; max_distance bounds the work only: distances beyond it may come back as +inf."""
+    return torch.ops.gpudist.distance_transform.default(
+        src, num_classes, list(spacing), convention, black_border, dtype, max_distance
+    )
+
+
+def distance_at(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
+                dtype: torch.dtype) -> torch.Tensor:
+    """edt(src, spacing)[query] for bool src and query (B, *spatial): 1-D, in row-major order;
+    +inf in items without background. Its work grows with the distances asked for rather than
+    with the volume: for queries near the background (surfaces)."""
+    return torch.ops.gpudist.distance_at.default(src, query, list(spacing), dtype)
+
+
+@dataclass(frozen=True)
+class PassLaunch:
+    """One kernel launch of the CUDA plan (csrc/distance_transform/cuda_plan.h, PassLaunch)."""
+
+    axis: int  # the spatial axis the lines run along
+    n: int  # elements per line
+    inner: int  # elements after the axis: a line's stride
+    outer: int  # rows of n * inner elements per item
+    lines: int
+    slots: int  # working threads
+    blocks: int
+    src: str  # buffer read: "src", "out" or "tmp"
+    dst: str  # buffer written
+    finalize: bool  # the last pass, which writes the convention's values
+
+
+@dataclass(frozen=True)
+class CudaPlan:
+    block: int  # threads per block
+    scratch_words: int  # float64 words of envelope scratch
+    passes: tuple[PassLaunch, ...]
+
+
+_BUFFERS = ("src", "out", "tmp")  # enum PlanBuffer
+
+
+def cuda_launch_plan(spatial: Sequence[int], items: int, resident: int,
+                     scratch_bytes: int | None = None) -> CudaPlan:
+    """The launches of one CUDA transform of `items` items of extents `spatial` (all > 0) on a
+    device holding `resident` threads at once, as the extension's CUDA launcher runs them; the
+    envelope scratch is capped at scratch_bytes (default: the plan's own cap)."""
+    flat = torch.ops.gpudist.cuda_launch_plan.default(list(spatial), items, resident,
+                                                       scratch_bytes)
+    block, words, count = flat[:3]
+    width = (len(flat) - 3) // count  # kPassFields
+    fields = [flat[3 + width * p: 3 + width * (p + 1)] for p in range(count)]
+    passes = tuple(PassLaunch(*f[:7], _BUFFERS[f[7]], _BUFFERS[f[8]], bool(f[9])) for f in fields)
+    return CudaPlan(block, words, passes)

@@ -1,0 +1,63 @@
+"""Reference backend: scipy.ndimage.distance_transform_edt in float64, one image at a time.
+
+Slow, single-threaded and independent of gpudist's own algorithm: the tests compare every other
+backend with it. It states the conventions in their plainest form."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from .contract import check_arguments
+
+
+def _edt(mask: np.ndarray, spacing: Sequence[float], black_border: bool) -> np.ndarray:
+    """Distance from each nonzero element to the nearest zero; inf when there is none."""
+    if black_border:
+        padded = np.pad(mask, 1, constant_values=False)
+        inner = tuple(slice(1, -1) for _ in range(mask.ndim))
+        return ndimage.distance_transform_edt(padded, sampling=spacing)[inner]
+    if mask.all():  # scipy would measure to a phantom point off the grid
+        return np.full(mask.shape, np.inf)
+    return ndimage.distance_transform_edt(mask, sampling=spacing)
+
+
+def _one(mask: np.ndarray, spacing: Sequence[float], convention: str,
+         black_border: bool) -> np.ndarray:
+    if convention == "edt":
+        return _edt(mask, spacing, black_border)
+    if convention == "edt_squared":
+        return _edt(mask, spacing, black_border) ** 2
+    if not mask.any() or mask.all():  # a single class: no boundary, the map is 0
+        return np.zeros(mask.shape)
+    d_out = _edt(~mask, spacing, False)  # outside: distance to the nearest foreground element
+    d_in = _edt(mask, spacing, False)  # inside: distance to the nearest background element
+    if convention == "kervadec":
+        return d_out * ~mask - (d_in - 1) * mask
+    if convention == "sdf":
+        half = 0.5 * min(spacing)
+        return np.where(mask, half - d_in, d_out - half)
+    return d_out + d_in  # "unsigned"
+
+
+def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
+                       convention: str, black_border: bool, dtype: torch.dtype,
+                       max_distance: float | None = None) -> torch.Tensor:
+    """The backend contract (see `contract`), on any device, through the CPU; every distance is
+    computed, which the work bound max_distance allows."""
+    check_arguments(src, num_classes, spacing, convention, black_border, dtype, max_distance)
+    arr = src.detach().cpu().numpy()
+    if num_classes:
+        classes = np.arange(num_classes).reshape((1, num_classes) + (1,) * (arr.ndim - 1))
+        masks = arr[:, None] == classes
+    else:
+        masks = arr.astype(bool)
+    flat = masks.reshape((-1,) + arr.shape[1:])
+    out = np.empty(flat.shape)
+    if flat.size:
+        for i, mask in enumerate(flat):
+            out[i] = _one(mask, tuple(spacing), convention, black_border)
+    return torch.from_numpy(out.reshape(masks.shape)).to(device=src.device, dtype=dtype)

@@ -1,0 +1,252 @@
+"""Distances between the surfaces of two batches of masks, and per-row reductions over them.
+
+Every (batch, class) item is one row. The distances from one surface to the other are kept in a
+padded (N, K) layout: row n holds its `count[n]` distances first, then +inf padding with weight
+0, so every reduction is a masked reduction over dim 1 and no Python loop runs over the items.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..backends import extension
+from ..distance import edt
+from . import surfaces
+
+
+@dataclass(frozen=True)
+class Directed:
+    """Distances from the surface elements of one mask to the surface of the other.
+
+    dist: (N, K) float64; row n: count[n] distances (+inf when the other surface is empty), then
+        +inf padding. Ascending within each row after `sorted()`.
+    weight: (N, K) float64; 1 per border voxel, or the contour length / surfel area; 0 in padding.
+    count: (N,) int64 number of surface elements of row n.
+    """
+
+    dist: torch.Tensor
+    weight: torch.Tensor
+    count: torch.Tensor
+
+    def valid(self) -> torch.Tensor:
+        """(N, K) bool: True on a row's real entries."""
+        k = torch.arange(self.dist.shape[1], device=self.dist.device)
+        return k[None, :] < self.count[:, None]
+
+    def sorted(self) -> Directed:
+        """The same rows, each sorted by distance (padding stays last: it is +inf)."""
+        dist, order = torch.sort(self.dist, dim=1, stable=True)
+        return Directed(dist, self.weight.gather(1, order), self.count)
+
+    def cat(self, other: Directed) -> Directed:
+        """Both sets pooled per row: the real entries of `self`, of `other`, then padding."""
+        dist = torch.cat([self.dist, other.dist], 1)
+        weight = torch.cat([self.weight, other.weight], 1)
+        valid = torch.cat([self.valid(), other.valid()], 1)
+        # Move every real entry in front of the padding: a stable sort on "is padding".
+        order = torch.argsort((~valid).to(torch.uint8), dim=1, stable=True)
+        return Directed(dist.gather(1, order), weight.gather(1, order), self.count + other.count)
+
+    # Reductions, each (N,) float64; rows with count 0 give values the caller replaces.
+
+    def max(self) -> torch.Tensor:
+        if self.dist.shape[1] == 0:
+            return self.dist.new_zeros(self.dist.shape[0])
+        return torch.where(self.valid(), self.dist, -torch.inf).amax(1)
+
+    def weighted_sum(self) -> torch.Tensor:
+        return torch.where(self.valid(), self.dist * self.weight, 0.0).sum(1)
+
+    def total_weight(self) -> torch.Tensor:
+        return self.weight.sum(1)
+
+    def weight_within(self, tolerance: torch.Tensor) -> torch.Tensor:
+        """Weight of the elements at distance <= tolerance (tolerance: (N,) float64)."""
+        return torch.where(self.dist <= tolerance[:, None], self.weight, 0.0).sum(1)
+
+    def quantile_linear(self, q: float) -> torch.Tensor:
+        """Unweighted q-quantile with linear interpolation (torch.quantile, numpy's default).
+
+        Requires sorted rows.
+        """
+        n = self.count
+        pos = q * (n - 1).clamp(min=0).to(torch.float64)
+        lo = pos.floor()
+        hi = torch.minimum(lo + 1, (n - 1).clamp(min=0).to(torch.float64))
+        v_lo = self._at(lo.long())
+        v_hi = self._at(hi.long())
+        # Equal ends (including both +inf) give the end itself, never inf - inf.
+        return torch.where(v_hi == v_lo, v_lo, torch.lerp(v_lo, v_hi, pos - lo))
+
+    def quantile_weighted(self, q: float) -> torch.Tensor:
+        """Weighted q-quantile without interpolation (DeepMind's compute_robust_hausdorff).
+
+        The first sorted distance whose cumulative weight fraction reaches q. Requires sorted rows.
+        """
+        cum = self.weight.cumsum(1) / self.total_weight()[:, None]
+        idx = ((cum < q) & self.valid()).sum(1)
+        return self._at(torch.minimum(idx, (self.count - 1).clamp(min=0)))
+
+    def _at(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.dist.shape[1] == 0:
+            return self.dist.new_zeros(self.dist.shape[0])
+        return self.dist.gather(1, idx[:, None])[:, 0]
+
+
+def _rows(values: torch.Tensor, border: torch.Tensor, codes: torch.Tensor | None,
+          tables: torch.Tensor | None) -> Directed:
+    """Lays out the distances of the border elements per row in the padded layout.
+
+    values: (border.sum(),) the distances at border's elements in row-major order; border:
+    (N, *spatial). Weights: 1 per element when codes is None, else tables[n, codes[n, ...]] with
+    codes (N, *spatial) uint8 and tables (N, n_codes) float64.
+    """
+    n = border.shape[0]
+    row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
+    count = torch.bincount(row, minlength=n)
+    values = values.to(torch.float64)
+    w = (torch.ones_like(values) if codes is None
+         else tables[row, codes.reshape(n, -1)[row, flat].long()])
+    width = int(count.max()) if n else 0
+    start = torch.cumsum(count, 0) - count
+    pos = torch.arange(values.shape[0], device=border.device) - start[row]
+    dist = values.new_full((n, width), torch.inf)
+    weight = values.new_zeros((n, width))
+    dist[row, pos] = values
+    weight[row, pos] = w
+    return Directed(dist, weight, count)
+
+
+def _crop_each(pred: torch.Tensor, target: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crops every row to a window around its own foreground, all windows of one shape.
+
+    pred, target: (N, *spatial) bool. Row n's window has the largest per-axis extent of any
+    row's bounding box of pred | target, placed to hold row n's box. Outside its box a row is
+    background, like the outside of the image for both surface models, so the surfaces and
+    their distances do not change; the distance transform then runs on less.
+
+    Returns:
+        The cropped pred and target (N, *window), and which rows of pred and target are empty.
+    """
+    n, spatial = pred.shape[0], tuple(pred.shape[1:])
+    ndim, device = len(spatial), pred.device
+    union = (pred | target).view(torch.uint8)
+    pred_empty = pred.view(torch.uint8).reshape(n, -1).amax(1) == 0
+    target_empty = target.view(torch.uint8).reshape(n, -1).amax(1) == 0
+    present = ~(pred_empty & target_empty)
+    starts, extents = [], []
+    for axis, size in enumerate(spatial):
+        others = [d + 1 for d in range(ndim) if d != axis]
+        hit = union.amax(dim=others) if others else union  # (N, size)
+        lo = hit.argmax(1)
+        hi = size - 1 - hit.flip(1).argmax(1)
+        extent = int(torch.where(present, hi - lo + 1, 0).max())
+        starts.append(torch.minimum(lo, torch.full_like(lo, size - extent)))
+        extents.append(extent)
+
+    def crop(x: torch.Tensor) -> torch.Tensor:
+        # A view of every window position (no copy), then one block per row: a block copy.
+        for axis, extent in enumerate(extents):
+            x = x.unfold(axis + 1, extent, 1)
+        return x[(torch.arange(n, device=device), *starts)]
+
+    return crop(pred), crop(target), pred_empty, target_empty
+
+
+def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor],
+                           spacing: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Distance from each query element to the nearest site (surface element) of its row, +inf
+    when the row has none, as a 1-D tensor in row-major order (that of `query.nonzero()`).
+
+    sites, queries: pairs of tensors (N_i, *spatial) bool, stacked as rows; spacing:
+    (sum N_i, ndim) float64. Where the extension has `distance_at` for the device, it searches
+    outward from each query (its surface is close to the other one, so this is short);
+    otherwise a full `edt`, then read at the queries. One call per distinct spacing (one in the
+    common case).
+    """
+    first = sites[0]
+    ndim = first.dim() - 1
+    seeds = first.new_empty((sum(len(b) for b in sites),) + tuple(first.shape[1:]))
+    at = 0
+    for b in sites:  # the transform's zeros are the surface elements
+        torch.logical_not(b, out=seeds[at:at + len(b)])
+        at += len(b)
+    query = torch.cat(queries) if len(queries) > 1 else queries[0]
+    search = extension.has_kernel("gpudist::distance_at", seeds.device)
+
+    def distances(rows: torch.Tensor | slice, sampling: tuple[float, ...]) -> torch.Tensor:
+        if search:
+            return extension.distance_at(seeds[rows], query[rows], sampling, dtype)
+        return edt(seeds[rows], sampling, ndim=ndim, dtype=dtype)[query[rows]]
+
+    unique, inverse = torch.unique(spacing, dim=0, return_inverse=True)
+    if unique.shape[0] == 1:
+        return distances(slice(None), tuple(unique[0].tolist()))
+    # Several spacings: each group's values go to its rows' places in the row-major order.
+    count = query.reshape(len(query), -1).sum(1)
+    start = torch.cumsum(count, 0) - count
+    out = torch.empty(int(count.sum()), dtype=dtype, device=seeds.device)
+    for g in range(unique.shape[0]):
+        rows = torch.nonzero(inverse == g)[:, 0]
+        within = torch.arange(int(count[rows].sum()), device=seeds.device)
+        shift = torch.repeat_interleave(start[rows] - (torch.cumsum(count[rows], 0)
+                                                       - count[rows]), count[rows])
+        out[shift + within] = distances(rows, tuple(unique[g].tolist()))
+    return out
+
+
+@dataclass(frozen=True)
+class Distances:
+    """Both directed distance sets of N (pred, target) pairs.
+
+    pred_to_target: distances from pred's surface elements to target's surface.
+    target_to_pred: the other way; None when only directed metrics were asked for.
+    pred_empty, target_empty: (N,) bool, the masks with no foreground.
+    """
+
+    pred_to_target: Directed
+    target_to_pred: Directed | None
+    pred_empty: torch.Tensor
+    target_empty: torch.Tensor
+
+
+def surface_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.Tensor, *,
+                      surface: str, connectivity: int, symmetric: bool,
+                      dtype: torch.dtype) -> Distances:
+    """Surface-to-surface distances of N mask pairs.
+
+    Args:
+        pred, target: (N, *spatial) bool masks.
+        spacing: (N, ndim) float64 voxel sizes, one row per pair.
+        surface: "voxel" or "surfel" (see `surfaces`).
+        connectivity: the erosion's connectivity for "voxel".
+        symmetric: also compute target -> pred.
+        dtype: float32 or float64, the precision of the distance transform.
+    """
+    n, ndim = pred.shape[0], pred.dim() - 1
+    pred, target, pred_empty, target_empty = _crop_each(pred, target)
+    if bool((pred_empty & target_empty).all()):  # nothing anywhere: no transform to run
+        none = Directed(spacing.new_zeros((n, 0)), spacing.new_zeros((n, 0)),
+                        torch.zeros(n, dtype=torch.int64, device=pred.device))
+        return Distances(none, none if symmetric else None, pred_empty, target_empty)
+    if surface == "voxel":
+        border_p = surfaces.voxel_border(pred, connectivity)
+        border_t = surfaces.voxel_border(target, connectivity)
+        code_p = code_t = tables = None
+    else:
+        code_p, code_t = surfaces.surfel_codes(pred), surfaces.surfel_codes(target)
+        border_p = surfaces.surfel_border(code_p, ndim)
+        border_t = surfaces.surfel_border(code_t, ndim)
+        unique, inverse = torch.unique(spacing, dim=0, return_inverse=True)
+        tables = surfaces.element_size_table(unique)[inverse]  # (N, 2 ** 2 ** ndim)
+    if symmetric:
+        both = _distances_to_surfaces([border_t, border_p], [border_p, border_t],
+                                      spacing.repeat(2, 1), dtype)
+        split = int(torch.count_nonzero(border_p))  # the pred rows' queries come first
+        return Distances(_rows(both[:split], border_p, code_p, tables),
+                         _rows(both[split:], border_t, code_t, tables), pred_empty, target_empty)
+    to_target = _distances_to_surfaces([border_t], [border_p], spacing, dtype)
+    return Distances(_rows(to_target, border_p, code_p, tables), None, pred_empty, target_empty)

@@ -1,0 +1,130 @@
+"""Argument checks and array conversions shared by the public API.
+
+Every check raises TypeError (wrong kind of value) or ValueError (wrong value) with a message that
+names the argument and says what was expected.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+_FLOAT_DTYPES = {
+    torch.float32: torch.float32,
+    torch.float64: torch.float64,
+    np.float32: torch.float32,
+    np.float64: torch.float64,
+    "float32": torch.float32,
+    "float64": torch.float64,
+}
+
+
+def to_torch(x: Any, name: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
+    """Returns `x` as a tensor and a function that turns a result back into x's type."""
+    if isinstance(x, torch.Tensor):
+        return x, lambda out: out
+    if isinstance(x, np.ndarray):
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{name} must hold bool, integer or floating-point values, "
+                            f"got {x.dtype}")
+        if any(s < 0 for s in x.strides):
+            x = np.ascontiguousarray(x)
+        return torch.from_numpy(x), lambda out: out.numpy()
+    if type(x).__module__.split(".")[0] == "cupy":  # zero-copy both ways, no host sync
+        import cupy
+
+        return torch.from_dlpack(x), cupy.from_dlpack
+    raise TypeError(f"{name} must be a torch.Tensor, a numpy.ndarray or a cupy.ndarray, "
+                    f"got {type(x).__name__}")
+
+
+_INT_DTYPES = {torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64,
+               torch.uint16, torch.uint32, torch.uint64}
+_MASK_DTYPES = _INT_DTYPES | {torch.bool, torch.float16, torch.bfloat16, torch.float32,
+                              torch.float64}
+
+
+def check_mask_dtype(x: torch.Tensor, name: str) -> None:
+    if x.dtype not in _MASK_DTYPES:
+        raise TypeError(f"{name} must hold bool, integer or floating-point values, got {x.dtype}")
+
+
+def check_integer_dtype(x: torch.Tensor, name: str) -> None:
+    if x.dtype not in _INT_DTYPES:
+        raise TypeError(f"{name} must hold integer class indices, got {x.dtype}")
+
+
+def check_one_hot(x: torch.Tensor, name: str, exclusive: bool, why: str) -> None:
+    """x (B, C, ...) holds only 0 and 1 and, with `exclusive`, exactly one class per voxel along
+    dim 1 (`why` ends that message). One reduction each."""
+    if x.dtype != torch.bool and not ((x == 0) | (x == 1)).all():
+        raise ValueError(f"{name} must hold only 0 and 1")
+    if exclusive and not (x.sum(1, dtype=torch.int64) == 1).all():
+        raise ValueError(f"{name} must have exactly one class per voxel along dim 1 {why}")
+
+
+def index_labels(x: torch.Tensor) -> torch.Tensor:
+    """Labels as uint8, int32 or int64 (the types the kernels read; torch lacks reductions and
+    comparisons for its other unsigned types), converting any other integer type to int64."""
+    return x if x.dtype in (torch.uint8, torch.int32, torch.int64) else x.to(torch.int64)
+
+
+def spatial_ndim(x: torch.Tensor, ndim: int | None, name: str) -> int:
+    """The number of trailing spatial dims: `ndim`, or all of x's dims when None."""
+    if ndim is None:
+        ndim = x.dim()
+    elif not isinstance(ndim, numbers.Integral) or isinstance(ndim, bool):
+        raise TypeError(f"ndim must be an int or None, got {type(ndim).__name__}")
+    if not 1 <= ndim <= x.dim():
+        raise ValueError(f"ndim must be between 1 and {name}.dim() = {x.dim()}, got {ndim}")
+    return int(ndim)
+
+
+def spacing_tuple(spacing: Any, ndim: int) -> tuple[float, ...]:
+    """`spacing` as one positive finite float per spatial axis (1.0 each when None)."""
+    if spacing is None:
+        return (1.0,) * ndim
+    if isinstance(spacing, (torch.Tensor, np.ndarray)):
+        spacing = spacing.tolist()
+    if isinstance(spacing, numbers.Real) and not isinstance(spacing, bool):
+        values = [spacing] * ndim
+    elif isinstance(spacing, Sequence) and not isinstance(spacing, str):
+        values = list(spacing)
+    else:
+        raise TypeError(f"spacing must be a number or a sequence of {ndim} numbers, "
+                        f"got {type(spacing).__name__}")
+    if len(values) != ndim:
+        raise ValueError(f"spacing must have one value per spatial axis ({ndim}), "
+                         f"got {len(values)}")
+    for v in values:
+        if not isinstance(v, numbers.Real) or isinstance(v, bool):
+            raise TypeError(f"spacing values must be real numbers, got {type(v).__name__}")
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"spacing values must be positive and finite, got {v}")
+    return tuple(float(v) for v in values)
+
+
+def output_dtype(dtype: Any, x: torch.Tensor) -> torch.dtype:
+    """float64 when asked, or when x is float64 and nothing is asked; float32 otherwise."""
+    if dtype is None:
+        return torch.float64 if x.dtype == torch.float64 else torch.float32
+    try:
+        return _FLOAT_DTYPES[dtype]
+    except (KeyError, TypeError):
+        raise TypeError(f"dtype must be float32 or float64 (or None), got {dtype!r}") from None
+
+
+def is_real(x: object) -> bool:
+    """A real number that is not a bool (int, float, numpy scalars)."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool)
+
+
+def choice(value: Any, name: str, allowed: Sequence[str]) -> str:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value

@@ -1,0 +1,97 @@
+"""The backend contract (gpudist/backends/contract.py): every backend runs the op's argument
+checks with the op's messages, and the convention table is the C++ one."""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import pytest
+import torch
+
+from common import Target, assert_close_map, kervadec_phi, scipy_edt, targets
+from gpudist import backends
+from gpudist.backends import contract
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CSRC = os.path.join(ROOT, "csrc")
+
+
+def _every_backend() -> list[Target]:
+    """The fast targets and the scipy reference on the CPU."""
+    return targets() + [Target("scipy", "cpu")]
+
+
+MASK = torch.ones(2, 5, 6, dtype=torch.bool)
+GOOD = dict(src=MASK, num_classes=0, spacing=[1.0, 2.0], convention="edt", black_border=False,
+            dtype=torch.float32, max_distance=None)
+BAD = [  # (the arguments that differ from GOOD, the op's message)
+    (dict(spacing=[]), "spacing must have one value per spatial axis (>= 1)"),
+    (dict(spacing=[1.0]), "src must be (batch, *spatial) with 1 spatial dims, got 3 dims"),
+    (dict(dtype=torch.int32), "dtype must be float32 or float64"),
+    (dict(num_classes=-1, src=MASK.long()), "num_classes must be >= 0"),
+    (dict(src=MASK.byte()), "a mask src must be bool, got"),
+    (dict(src=MASK.float(), num_classes=2), "labels must be uint8, int32 or int64, got"),
+    (dict(spacing=[1.0, 0.0]), "spacing must be positive and finite"),
+    (dict(spacing=[1.0, float("inf")]), "spacing must be positive and finite"),
+    (dict(convention="level"), "unknown convention 'level'"),
+    (dict(convention="sdf", black_border=True),
+     "black_border applies to the edt conventions only, not 'sdf'"),
+    (dict(max_distance=-1.0), "max_distance must be >= 0"),
+    (dict(max_distance=float("nan")), "max_distance must be >= 0"),
+    (dict(convention="kervadec", max_distance=2.0),
+     "max_distance applies to the edt conventions only"),
+]
+
+
+@pytest.mark.parametrize("changes,message", BAD, ids=[m for _, m in BAD])
+def test_every_backend_rejects_bad_arguments_with_the_ops_message(changes, message):
+    args = GOOD | changes
+    seen = {}
+    for target in _every_backend():
+        fn = backends.resolve(target.backend, torch.device(target.device))
+        with pytest.raises(ValueError) as info:
+            fn(**(args | {"src": args["src"].to(target.device)}))
+        seen[str(target)] = str(info.value).splitlines()[0]
+    assert all(m.startswith("gpudist: " + message) for m in seen.values()), seen
+    assert len(set(seen.values())) == 1, seen  # word for word the same everywhere
+
+
+def test_convention_table_is_the_kernels_enum():
+    """CONVENTIONS lists the names of enum Convention (kernels/edt_line.cuh) in its order, and the
+    op's parse_convention maps each name to its enumerator."""
+    header = os.path.join(CSRC, "kernels", "edt_line.cuh")
+    parser = os.path.join(CSRC, "distance_transform", "distance_transform.cpp")
+    if not (os.path.isfile(header) and os.path.isfile(parser)):
+        pytest.skip("the C++ sources are not beside these tests (an installed copy)")
+    enum = re.search(r"enum Convention \{(.*?)\};", open(header).read(), re.S).group(1)
+    values = {name: int(v) for name, v in re.findall(r"(k\w+) = (\d+)", enum)}
+    parsed = dict(re.findall(r'if \(name == "(\w+)"\) return (k\w+);', open(parser).read()))
+    assert list(parsed) == list(contract.CONVENTIONS)
+    assert [values[parsed[name]] for name in contract.CONVENTIONS] == list(range(5))
+    assert contract.TWO_SIDED == tuple(n for n in contract.CONVENTIONS if values[parsed[n]] >= 2)
+
+
+@pytest.mark.parametrize("convention", contract.CONVENTIONS)
+def test_each_convention_name_means_the_same_on_every_backend(convention):
+    rng = np.random.default_rng(contract.convention_code(convention))
+    mask = rng.random((2, 9, 11)) < 0.6
+    spacing = (0.7, 1.9)
+    if convention.startswith("edt"):
+        ref = np.stack([scipy_edt(m, spacing) for m in mask])
+        expected = ref ** 2 if convention == "edt_squared" else ref
+    elif convention == "kervadec":
+        expected = np.stack([kervadec_phi(m, spacing) for m in mask])
+    else:
+        from scipy import ndimage
+
+        d_out = np.stack([ndimage.distance_transform_edt(~m, sampling=spacing) for m in mask])
+        d_in = np.stack([ndimage.distance_transform_edt(m, sampling=spacing) for m in mask])
+        half = 0.5 * min(spacing)
+        expected = (np.where(mask, half - d_in, d_out - half) if convention == "sdf"
+                    else d_out + d_in)
+    for target in _every_backend():
+        fn = backends.resolve(target.backend, torch.device(target.device))
+        out = fn(target.put(mask), 0, list(spacing), convention, False, torch.float64)
+        assert_close_map(out, expected)

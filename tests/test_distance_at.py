@@ -1,0 +1,120 @@
+"""The op gpudist::distance_at (the edt read at query elements, by search; the surface metrics'
+distances) against scipy, its far-query fallback, bad arguments and its registration."""
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from common import masks, scipy_edt
+from gpudist.backends import extension
+
+needs_distance_at = pytest.mark.skipif(
+    not extension.has_kernel("gpudist::distance_at", "cpu"),
+    reason="the extension is not built")
+
+
+def _distance_at_reference(mask: np.ndarray, query: np.ndarray, spacing) -> np.ndarray:
+    """scipy per item, read at the queries in row-major order."""
+    return np.concatenate([scipy_edt(m, spacing)[q] for m, q in zip(mask, query)])
+
+
+@needs_distance_at
+@settings(max_examples=60, deadline=None)
+@given(data=masks(max_dims=4, max_side=12), batch=st.integers(1, 3),
+       query_density=st.sampled_from([0.0, 0.05, 0.5, 1.0]), seed=st.integers(0, 2**32 - 1),
+       dtype=st.sampled_from([torch.float32, torch.float64]))
+def test_distance_at_equals_scipy(data, batch, query_density, seed, dtype):
+    """Random items (one of them without background when drawn so), queries anywhere, float32
+    and float64, every dimension count, spacing ratios up to 400."""
+    mask, spacing = data
+    rng = np.random.default_rng(seed)
+    items = np.stack([mask] + [rng.permutation(mask.ravel()).reshape(mask.shape)
+                               for _ in range(batch - 1)])
+    if batch > 1 and rng.random() < 0.3:
+        items[-1] = True
+    query = rng.random(items.shape) < query_density
+    got = extension.distance_at(torch.from_numpy(items), torch.from_numpy(query),
+                                         spacing, dtype)
+    expected = _distance_at_reference(items, query, spacing)
+    assert got.dtype == dtype and got.shape == expected.shape
+    np.testing.assert_allclose(got.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@needs_distance_at
+def test_distance_at_surfaces_far_and_near():
+    """The metrics' case: sparse sites (a shell) and queries on another shell, some far away;
+    thin lines; non-contiguous inputs."""
+    grid = np.stack(np.meshgrid(*[np.arange(40)] * 3, indexing="ij"))
+    radius = np.sqrt(((grid - 20.0) ** 2).sum(0))
+    shell = (radius >= 12) & (radius < 13)
+    far = np.zeros_like(shell)
+    far[0, 0, :5] = True
+    sites = np.stack([~shell, ~far, ~shell])
+    query = np.stack([(radius >= 15) & (radius < 16) | far, shell, np.ones_like(shell)])
+    spacing = (1.0, 0.8, 1.5)
+    expected = _distance_at_reference(sites, query, spacing)
+    src, q = torch.from_numpy(sites), torch.from_numpy(query)
+    for a, b in ((src, q), (src.transpose(1, 3).contiguous().transpose(1, 3), q.mT.contiguous().mT)):
+        got = extension.distance_at(a, b, spacing, torch.float64)
+        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+
+
+@needs_distance_at
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape,spacing", [((3, 300), (0.1234567,)), ((2, 1, 70), (3.3, 0.0123)),
+                                           ((1, 5000, 2), (0.7, 1.1))])
+def test_distance_at_line_lengths_and_precision(shape, spacing, dtype):
+    """1-D (the first pass is the whole transform), a size-1 axis, and an axis 0 too long for
+    float counts (5000^2 > 2^24): float64 results stay exact to float64."""
+    g = torch.Generator().manual_seed(len(shape))
+    src = torch.rand(shape, generator=g) < 0.995
+    query = torch.rand(shape, generator=g) < 0.5
+    got = extension.distance_at(src, query, spacing, dtype)
+    expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
+    np.testing.assert_allclose(got.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@needs_distance_at
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_distance_at_far_queries_take_the_full_transform(dtype):
+    """Every element queried, the only background elements in a corner: the searches would read
+    about d^2 values each, so the item is redone with the full transform (same results); the
+    other item stays on the search path."""
+    src = torch.ones(2, 48, 40, 44, dtype=torch.bool)
+    src[0, 0, 0, 0] = src[0, 0, 1, 0] = False
+    src[1, ::3, ::3, ::3] = False
+    query = torch.ones_like(src)
+    spacing = (1.2, 0.9, 1.0)
+    got = extension.distance_at(src, query, spacing, dtype)
+    expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
+    np.testing.assert_allclose(got.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@needs_distance_at
+def test_distance_at_rejects_bad_arguments():
+    at = extension.distance_at
+    m = torch.ones(2, 5, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match="src and query must be bool masks"):
+        at(m.byte(), m, (1.0, 1.0), torch.float32)
+    with pytest.raises(ValueError, match="query must have the shape and device of src"):
+        at(m, m[:, :4], (1.0, 1.0), torch.float32)
+    with pytest.raises(ValueError, match="spacing must be positive and finite"):
+        at(m, m, (1.0, -1.0), torch.float32)
+    with pytest.raises(ValueError, match="with 1 spatial dims, got 3 dims"):
+        at(m, m, (1.0,), torch.float32)
+    assert at(m[:0], m[:0], (1.0, 1.0), torch.float32).shape == (0,)
+
+
+@needs_distance_at
+def test_distance_at_opcheck():
+    g = torch.Generator().manual_seed(0)
+    src = torch.rand(2, 6, 7, generator=g) < 0.8
+    query = torch.rand(2, 6, 7, generator=g) < 0.4
+    torch.library.opcheck(torch.ops.gpudist.distance_at.default,
+                          (src, query, [1.0, 2.0], torch.float32),
+                          test_utils=("test_schema", "test_faketensor"))
