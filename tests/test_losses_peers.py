@@ -14,6 +14,7 @@ import torch
 from scipy import ndimage
 
 import gpudist
+from common import blobs
 from gpudist import losses as L
 
 F64 = torch.float64
@@ -25,14 +26,11 @@ def _monai_losses():
 
 
 def _labels(shape, num_classes: int, seed: int) -> torch.Tensor:
-    """(B, *spatial) labels of a few random boxes per class, every class present."""
-    rng = np.random.default_rng(seed)
+    """(B, *spatial) labels: random balls of classes 1.. over background 0."""
     labels = np.zeros(shape, dtype=np.int64)
     for b in range(shape[0]):
         for k in range(1, num_classes):
-            lo = [rng.integers(0, max(1, s - 3)) for s in shape[1:]]
-            hi = [a + rng.integers(2, max(3, s // 2)) for a, s in zip(lo, shape[1:])]
-            labels[(b, *[slice(a, c) for a, c in zip(lo, hi)])] = k
+            labels[b][blobs(shape[1:], 2, seed + 31 * b + k)] = k
     return torch.from_numpy(labels)
 
 

@@ -90,10 +90,11 @@ class _SurfaceMetricMixin:
 
     higher_is_better: bool | None = False
 
-    def __init__(self, *, include_background: bool, distance_metric: str, spacing: Spacing,
-                 surface: str, connectivity: int, input_format: str, num_classes: int | None,
-                 threshold: float | str | None, dtype: Any, reduction: str, get_not_nans: bool,
-                 **kwargs: Any) -> None:
+    def __init__(self, *, include_background: bool = False, distance_metric: str = "euclidean",
+                 spacing: Spacing = None, surface: str = "voxel", connectivity: int = 1,
+                 input_format: str = "one-hot", num_classes: int | None = None,
+                 threshold: float | str | None = None, dtype: Any = None,
+                 reduction: str = "mean", get_not_nans: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         check_input_options(input_format, num_classes, threshold, include_background,
                             distance_metric)
@@ -151,11 +152,12 @@ class _SurfaceMetricMixin:
         return self.aggregate()
 
 
-_COMMON_ARGS = """include_background (False), distance_metric, spacing, surface, connectivity,
-    input_format, num_classes, threshold and dtype as the function; reduction (MONAI's: "mean",
-    the default, "sum", "mean_batch", "sum_batch", "mean_channel", "sum_channel", "none"),
-    get_not_nans (compute() then returns (value, not_nans)), and the keyword arguments of
-    `torchmetrics.Metric` when torchmetrics is installed."""
+_COMMON_ARGS = """and, keyword-only: include_background (default False),
+    distance_metric, spacing, surface, connectivity, input_format, num_classes, threshold and
+    dtype as the function takes them; reduction (MONAI's: "mean", the default, "sum",
+    "mean_batch", "sum_batch", "mean_channel", "sum_channel", "none"); get_not_nans (compute()
+    then returns (value, not_nans)); and the keyword arguments of `torchmetrics.Metric` when
+    torchmetrics is installed."""
 
 
 class _HausdorffDistanceLogic(_SurfaceMetricMixin):
@@ -166,17 +168,9 @@ class _HausdorffDistanceLogic(_SurfaceMetricMixin):
     """
 
     def __init__(self, percentile: float | None = None, directed: bool = False, *,
-                 include_background: bool = False, distance_metric: str = "euclidean",
-                 spacing: Spacing = None, surface: str = "voxel", connectivity: int = 1,
                  percentile_mode: str = "per_direction", empty_distance: str | float = "inf",
-                 input_format: str = "one-hot", num_classes: int | None = None,
-                 threshold: float | str | None = None, dtype: Any = None,
-                 reduction: str = "mean", get_not_nans: bool = False, **kwargs: Any) -> None:
-        super().__init__(include_background=include_background, distance_metric=distance_metric,
-                         spacing=spacing, surface=surface, connectivity=connectivity,
-                         input_format=input_format, num_classes=num_classes,
-                         threshold=threshold, dtype=dtype, reduction=reduction,
-                         get_not_nans=get_not_nans, **kwargs)
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.percentile = None if percentile is None else check_percentile(percentile)
         self.directed = bool(directed)
         self.percentile_mode = choice(percentile_mode, "percentile_mode", PERCENTILE_MODES)
@@ -196,18 +190,9 @@ class _AverageSurfaceDistanceLogic(_SurfaceMetricMixin):
     Args: symmetric, empty_distance, {_COMMON_ARGS}
     """
 
-    def __init__(self, symmetric: bool = True, *, include_background: bool = False,
-                 distance_metric: str = "euclidean", spacing: Spacing = None,
-                 surface: str = "voxel", connectivity: int = 1,
-                 empty_distance: str | float = "inf", input_format: str = "one-hot",
-                 num_classes: int | None = None, threshold: float | str | None = None,
-                 dtype: Any = None, reduction: str = "mean", get_not_nans: bool = False,
+    def __init__(self, symmetric: bool = True, *, empty_distance: str | float = "inf",
                  **kwargs: Any) -> None:
-        super().__init__(include_background=include_background, distance_metric=distance_metric,
-                         spacing=spacing, surface=surface, connectivity=connectivity,
-                         input_format=input_format, num_classes=num_classes,
-                         threshold=threshold, dtype=dtype, reduction=reduction,
-                         get_not_nans=get_not_nans, **kwargs)
+        super().__init__(**kwargs)
         self.symmetric = bool(symmetric)
         self.empty_distance = empty_distance
 
@@ -228,17 +213,8 @@ class _SurfaceDiceLogic(_SurfaceMetricMixin):
     higher_is_better = True
 
     def __init__(self, tolerance: float | Sequence[float] | None = None, *,
-                 class_thresholds: Sequence[float] | None = None,
-                 include_background: bool = False, distance_metric: str = "euclidean",
-                 spacing: Spacing = None, surface: str = "voxel", connectivity: int = 1,
-                 input_format: str = "one-hot", num_classes: int | None = None,
-                 threshold: float | str | None = None, dtype: Any = None,
-                 reduction: str = "mean", get_not_nans: bool = False, **kwargs: Any) -> None:
-        super().__init__(include_background=include_background, distance_metric=distance_metric,
-                         spacing=spacing, surface=surface, connectivity=connectivity,
-                         input_format=input_format, num_classes=num_classes,
-                         threshold=threshold, dtype=dtype, reduction=reduction,
-                         get_not_nans=get_not_nans, **kwargs)
+                 class_thresholds: Sequence[float] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.tolerance = one_tolerance(tolerance, class_thresholds)
         tolerance_values(self.tolerance)  # checked now rather than at the first update
 

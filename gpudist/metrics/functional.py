@@ -67,8 +67,7 @@ and ASD = NaN for the side with no surface, and an overlap of NaN for it, where 
 (both empty) and `empty_distance` (overlap 0); MONAI's percentile HD is NaN when one mask is
 empty (MONAI #9095), gpudist's is `empty_distance`, so MONAI's means drop such an item where
 gpudist's are +inf; medpy raises on empty masks; MONAI treats percentile=0 as the maximum,
-gpudist as the 0th percentile (the minimum); with include_background=False a single-class input
-keeps its class (torchmetrics), where MONAI returns an empty (B, 0) result.
+gpudist as the 0th percentile (the minimum).
 """
 
 from __future__ import annotations
@@ -457,7 +456,8 @@ _REDUCERS: dict[str, Callable[[_Pairs, _Spec], torch.Tensor]] = {
 def surface_metrics(pred: Array, target: Array,
                     metrics: Sequence[str] = ("hd", "hd95", "assd", "nsd"), *,
                     include_background: bool = False,
-                    tolerance: float | Sequence[float] | None = None, spacing: Spacing = None, surface: str = "voxel", connectivity: int = 1,
+                    tolerance: float | Sequence[float] | None = None, spacing: Spacing = None,
+                    surface: str = "voxel", connectivity: int = 1,
                     directed: bool = False, percentile_mode: str = "per_direction",
                     empty_distance: str | float = "inf", distance_metric: str = "euclidean",
                     input_format: str = "one-hot", num_classes: int | None = None,
@@ -548,7 +548,8 @@ def average_surface_distance(pred: Array, target: Array, *, include_background: 
 
 def surface_dice(pred: Array, target: Array, tolerance: float | Sequence[float] | None = None,
                  *, include_background: bool = False,
-                 class_thresholds: Sequence[float] | None = None, distance_metric: str = "euclidean", spacing: Spacing = None,
+                 class_thresholds: Sequence[float] | None = None,
+                 distance_metric: str = "euclidean", spacing: Spacing = None,
                  surface: str = "voxel", connectivity: int = 1, input_format: str = "one-hot",
                  num_classes: int | None = None, threshold: float | str | None = None,
                  dtype: Any = None) -> Array:

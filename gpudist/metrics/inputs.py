@@ -114,7 +114,7 @@ def binary_pair(pred: Array, target: Array, *, include_background: bool = False,
         MONAI's AsDiscrete) or "argmax" (the one-hot of the argmax over dim 1, as torchmetrics
         does to floating-point inputs).
     include_background: False drops class 0 (MONAI's and torchmetrics' default), except when C is
-        1, which is kept (as torchmetrics does; MONAI returns an empty (B, 0) result there).
+        1, which is kept (as MONAI and torchmetrics do).
     """
     p, back = to_torch(pred, "pred")
     t, _ = to_torch(target, "target")
