@@ -37,7 +37,7 @@ def reduce_metric(values: Array, reduction: str = "mean") -> tuple[Array, Array]
         "mean_channel" / "sum_channel": per item over the classes, (B,); not_nans per item.
 
     Means of no value are 0. Outputs are floating point of the values' dtype (not_nans too),
-    on their device; numpy in, numpy out.
+    on their device; numpy in, numpy out. The scalars are 0-d (MONAI's "mean" is shaped (1,)).
     """
     x, back = to_torch(values, "values")
     choice(reduction, "reduction", REDUCTIONS)
