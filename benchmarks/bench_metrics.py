@@ -56,7 +56,7 @@ def make_case(size: int = 128, batch: int = 2, classes: int = 3, seed: int = 0,
 
 def run_gpudist(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
     out = metrics.surface_metrics(pred, target, ("hd95", "assd", "nsd"), tolerance=TOLERANCE,
-                                  spacing=SPACING)
+                                  spacing=SPACING, include_background=True)
     return dict(out)
 
 

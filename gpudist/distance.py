@@ -151,7 +151,9 @@ def one_hot_to_dist(one_hot: Array, spacing: Any = None, *, convention: str = "k
                          f"got shape {tuple(x.shape)}")
     if validate and not torch.compiler.is_compiling() and x.numel():
         check_one_hot(x, "one_hot", convention == "kervadec",
-                      "for convention='kervadec' (pass validate=False to skip this check)")
+                      f"for convention='kervadec'; expected (B, C, *spatial), got shape "
+                      f"{tuple(x.shape)} (add a batch dim for a single (C, *spatial) sample; "
+                      f"pass validate=False to skip this check)")
     nd = x.dim() - 2
     sp = spacing_tuple(spacing, nd)
     out = _run(_batched_mask(x, nd), 0, sp, convention, False, output_dtype(dtype, x), backend)

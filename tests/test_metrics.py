@@ -23,6 +23,9 @@ from gpudist.metrics import classes, distances, surfaces
 # DeepMind's package imports scipy.ndimage.filters / .morphology, deprecated in scipy >= 1.14.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
+ALL = dict(include_background=True)  # the comparisons below cover every class
+
+
 def _need(module: str):
     return pytest.importorskip(module,
                                reason=f"{module} (reference implementation) is not installed")
@@ -75,8 +78,10 @@ def _loop(fn, pred: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out
 
 
-def _close(ours: torch.Tensor, ref: np.ndarray, rtol: float = 1e-5) -> None:
-    np.testing.assert_allclose(ours.double().numpy(), ref, rtol=rtol, atol=1e-5)
+def _close(ours, ref: np.ndarray, rtol: float = 1e-5) -> None:
+    """ours (a tensor, or the numpy array a numpy input gives) equals ref."""
+    ours = ours.double().numpy() if isinstance(ours, torch.Tensor) else np.asarray(ours)
+    np.testing.assert_allclose(ours, ref, rtol=rtol, atol=1e-5)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +103,7 @@ def test_voxel_metrics_equal_monai(seed, shape, spacing):
     pred, target = _pair_batch(seed, shape)
     tol = 1.6180339
     ours = M.surface_metrics(pred, target, ("hd", "hd95", "hd80", "assd", "asd", "nsd"),
-                             tolerance=tol, spacing=spacing)
+                             tolerance=tol, spacing=spacing, **ALL)
     _close(ours["hd"], _monai("HausdorffDistanceMetric", pred, target, spacing))
     _close(ours["hd95"], _monai("HausdorffDistanceMetric", pred, target, spacing, percentile=95))
     _close(ours["hd80"], _monai("HausdorffDistanceMetric", pred, target, spacing, percentile=80))
@@ -106,7 +111,8 @@ def test_voxel_metrics_equal_monai(seed, shape, spacing):
     _close(ours["asd"], _monai("SurfaceDistanceMetric", pred, target, spacing, symmetric=False))
     _close(ours["nsd"], _monai("SurfaceDiceMetric", pred, target, spacing,
                                class_thresholds=[tol] * 3))
-    directed = M.hausdorff_distance(pred, target, spacing=spacing, percentile=95, directed=True)
+    directed = M.hausdorff_distance(pred, target, spacing=spacing, percentile=95, directed=True,
+                                    **ALL)
     _close(directed, _monai("HausdorffDistanceMetric", pred, target, spacing, percentile=95,
                             directed=True))
 
@@ -115,9 +121,9 @@ def test_voxel_per_item_spacing_and_per_class_tolerance_equal_monai():
     pred, target = _pair_batch(2, (17, 19))
     spacing = [[0.5, 1.5], [2.0, 0.9]]
     tols = [0.7, 1.9, 3.1]
-    _close(M.hausdorff_distance(pred, target, spacing=torch.tensor(spacing), percentile=95),
+    _close(M.hausdorff_distance(pred, target, spacing=torch.tensor(spacing), percentile=95, **ALL),
            _monai("HausdorffDistanceMetric", pred, target, spacing, percentile=95))
-    _close(M.surface_dice(pred, target, tols, spacing=spacing),
+    _close(M.surface_dice(pred, target, tols, spacing=spacing, **ALL),
            _monai("SurfaceDiceMetric", pred, target, spacing, class_thresholds=tols))
 
 
@@ -158,9 +164,9 @@ def test_search_and_full_transform_paths_agree(surface, monkeypatch):
     pred[1, 2] = False  # an empty class on one side
     spacings = [(0.7, 1.0, 2.2), torch.tensor([[0.7, 1.0, 2.2], [1.5, 0.5, 1.0], [0.7, 1.0, 2.2]])]
     kw = dict(metrics=("hd", "hd95", "assd", "nsd"), tolerance=1.5, surface=surface)
-    searched = [M.surface_metrics(pred, target, spacing=s, **kw) for s in spacings]
+    searched = [M.surface_metrics(pred, target, spacing=s, **kw, **ALL) for s in spacings]
     monkeypatch.setattr(extension, "has_kernel", lambda op, device: False)
-    full = [M.surface_metrics(pred, target, spacing=s, **kw) for s in spacings]
+    full = [M.surface_metrics(pred, target, spacing=s, **kw, **ALL) for s in spacings]
     for a, b in zip(searched, full):
         for name in kw["metrics"]:
             torch.testing.assert_close(a[name], b[name], rtol=1e-6, atol=0, equal_nan=True)
@@ -194,7 +200,7 @@ def test_surfel_metrics_equal_deepmind(seed, shape, spacing):
     pred, target = _pair_batch(seed + 10, shape)
     tol = 1.2345
     ours = M.surface_metrics(pred, target, ("hd", "hd95", "hd50", "assd", "asd", "nsd"),
-                             tolerance=tol, spacing=spacing, surface="surfel")
+                             tolerance=tol, spacing=spacing, surface="surfel", **ALL)
     _close(ours["hd"], _deepmind(pred, target, spacing, "hd", 100))
     _close(ours["hd95"], _deepmind(pred, target, spacing, "hd", 95))
     _close(ours["hd50"], _deepmind(pred, target, spacing, "hd", 50))
@@ -206,9 +212,10 @@ def test_surfel_metrics_equal_deepmind(seed, shape, spacing):
 def test_surfel_per_item_spacing_equal_deepmind():
     pred, target = _pair_batch(5, (9, 10, 12), batch=2, classes=2)
     spacing = np.array([[1.0, 2.0, 0.5], [0.6, 0.6, 3.0]])
-    _close(M.hausdorff_distance(pred, target, spacing=spacing, percentile=95, surface="surfel"),
+    _close(M.hausdorff_distance(pred, target, spacing=spacing, percentile=95, surface="surfel",
+                                **ALL),
            _deepmind(pred, target, spacing, "hd", 95))
-    _close(M.surface_dice(pred, target, 1.1, spacing=spacing, surface="surfel"),
+    _close(M.surface_dice(pred, target, 1.1, spacing=spacing, surface="surfel", **ALL),
            _deepmind(pred, target, spacing, "nsd", 1.1))
 
 
@@ -259,7 +266,7 @@ def test_voxel_metrics_equal_medpy(seed, shape, spacing, connectivity):
     connectivity = len(shape) if connectivity == "full" else connectivity
     pred, target = _pair_batch(seed + 20, shape)
     ours = M.surface_metrics(pred, target, ("hd", "hd95", "assd"), spacing=spacing,
-                             connectivity=connectivity, percentile_mode="pooled")
+                             connectivity=connectivity, percentile_mode="pooled", **ALL)
     for name, fn in (("hd", binary.hd), ("hd95", binary.hd95), ("assd", binary.assd)):
         ref = _loop(lambda p, t, b, c, fn=fn: fn(p, t, voxelspacing=spacing,
                                                  connectivity=connectivity), pred, target)
@@ -288,10 +295,10 @@ def _edge_cases(shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("surface", ["voxel", "surfel"])
 @pytest.mark.parametrize("shape", [(7, 8), (5, 6, 7)])
 def test_empty_mask_policy(surface, shape):
-    pred, target = _edge_cases(shape)
+    pred, target = map(torch.from_numpy, _edge_cases(shape))
     spacing = (1.5,) + (1.0,) * (len(shape) - 1)
     res = M.surface_metrics(pred, target, ("hd", "hd95", "assd", "asd", "nsd"), tolerance=1.0,
-                            spacing=spacing, surface=surface)
+                            spacing=spacing, surface=surface, **ALL)
     for name in ("hd", "hd95", "assd", "asd"):
         v = res[name][0]
         assert math.isnan(v[0]) and v[1] == math.inf and v[2] == math.inf, name
@@ -302,12 +309,12 @@ def test_empty_mask_policy(surface, shape):
     assert res.target_empty.tolist() == [[True, False, True, False, False]]
     diag = math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing)))
     worst = M.surface_metrics(pred, target, ("hd", "hd95", "assd"), spacing=spacing,
-                              surface=surface, empty_distance="diagonal")
+                              surface=surface, empty_distance="diagonal", **ALL)
     for name in ("hd", "hd95", "assd"):
         v = worst[name][0]
         assert math.isnan(v[0]) and v[1].item() == pytest.approx(diag)
         assert v[2].item() == pytest.approx(diag) and bool((v[3:] <= diag).all())
-    fixed = M.hausdorff_distance(pred, target, percentile=95, empty_distance=99.0)[0]
+    fixed = M.hausdorff_distance(pred, target, percentile=95, empty_distance=99.0, **ALL)[0]
     assert fixed[1] == 99.0 and fixed[2] == 99.0
     summary = res.summarize("hd", dim=None)
     assert summary.mean == math.inf
@@ -321,7 +328,7 @@ def test_edge_cases_equal_references(shape):
     pred, target = _edge_cases(shape)
     spacing = (1.5,) + (1.0,) * (len(shape) - 1)
     voxel = M.surface_metrics(pred, target, ("hd", "hd95", "assd", "nsd"), tolerance=1.0,
-                              spacing=spacing)
+                              spacing=spacing, **ALL)
     _close(voxel["hd"], _monai("HausdorffDistanceMetric", pred, target, spacing))
     _close(voxel["nsd"], _monai("SurfaceDiceMetric", pred, target, spacing,
                                 class_thresholds=[1.0] * 5), rtol=0)
@@ -329,7 +336,7 @@ def test_edge_cases_equal_references(shape):
     _close(voxel["hd95"][:, 3:], _monai("HausdorffDistanceMetric", pred, target, spacing,
                                         percentile=95)[:, 3:])
     surfel = M.surface_metrics(pred, target, ("hd", "hd95", "nsd"), tolerance=1.0,
-                               spacing=spacing, surface="surfel")
+                               spacing=spacing, surface="surfel", **ALL)
     sd = _need("surface_distance")
     with pytest.MonkeyPatch.context() as mp:  # DeepMind's np.Inf is gone from numpy >= 2
         mp.setattr(np, "Inf", np.inf, raising=False)
@@ -353,8 +360,8 @@ def test_pooled_percentile_can_hide_an_outlier():
     target = ((yy - 60) ** 2 + (xx - 60) ** 2 <= 30 ** 2)[None, None]
     pred = target.copy()
     pred[0, 0, 160:164, 160:164] = True
-    per_dir = M.hausdorff_distance(pred, target, percentile=95)
-    pooled = M.hausdorff_distance(pred, target, percentile=95, percentile_mode="pooled")
+    per_dir = M.hausdorff_distance(pred, target, percentile=95, **ALL)
+    pooled = M.hausdorff_distance(pred, target, percentile=95, percentile_mode="pooled", **ALL)
     assert per_dir.item() > 90 and pooled.item() == 0
 
 
@@ -367,21 +374,31 @@ def test_surface_dice_counts_distances_equal_to_the_tolerance():
     target[..., 3:7, 3:7] = True
     for spacing in (0.1, 0.3):
         for dtype in (None, torch.float64):
-            nsd = M.surface_dice(pred, target, spacing, spacing=spacing, dtype=dtype)
+            nsd = M.surface_dice(pred, target, spacing, spacing=spacing, dtype=dtype, **ALL)
             assert nsd.item() == 1.0
 
 
 def test_input_forms_and_dtype():
     pred, target = _pair_batch(3, (12, 13), batch=1, classes=2)
-    ref = M.surface_metrics(pred, target, ("hd", "assd"))
-    for p, t in ((pred.astype(np.uint8), target.astype(np.float32)),
+    ref = M.surface_metrics(torch.from_numpy(pred), torch.from_numpy(target), ("hd", "assd"),
+                            **ALL)
+    for p, t in ((torch.from_numpy(pred).to(torch.uint8), torch.from_numpy(target).float()),
                  (torch.from_numpy(pred).float(), torch.from_numpy(target).long())):
-        out = M.surface_metrics(p, t, ("hd", "assd"))
+        out = M.surface_metrics(p, t, ("hd", "assd"), **ALL)
         assert all(torch.equal(out[k], ref[k]) for k in ref)
-    d64 = M.surface_metrics(pred, target, ("hd", "assd"), dtype=torch.float64)
+    # numpy in, numpy out (as gpudist.edt), with the same values
+    out = M.surface_metrics(pred.astype(np.uint8), target.astype(np.float32), ("hd", "assd"),
+                            **ALL)
+    for k in ref:
+        assert isinstance(out[k], np.ndarray) and out[k].dtype == np.float32
+        np.testing.assert_array_equal(out[k], ref[k].numpy())
+    assert isinstance(out.pred_empty, np.ndarray) and out.pred_empty.dtype == bool
+    assert isinstance(out.summarize("hd").mean, np.ndarray)
+    d64 = M.surface_metrics(torch.from_numpy(pred), torch.from_numpy(target), ("hd", "assd"),
+                            dtype=torch.float64, **ALL)
     assert d64["hd"].dtype == torch.float64 and ref["hd"].dtype == torch.float32
     torch.testing.assert_close(d64["assd"].float(), ref["assd"])
-    out = M.hausdorff_distance(pred, target)
+    out = M.hausdorff_distance(torch.from_numpy(pred), torch.from_numpy(target), **ALL)
     assert out.shape == (1, 2) and out.device.type == "cpu"
 
 
@@ -392,10 +409,10 @@ def test_cuda_equals_cpu():
     pred, target = _pair_batch(4, (10, 12, 13))
     for surface in ("voxel", "surfel"):
         cpu = M.surface_metrics(pred, target, ("hd", "hd95", "assd", "nsd"), tolerance=1.3,
-                                spacing=(1.0, 0.7, 2.0), surface=surface)
+                                spacing=(1.0, 0.7, 2.0), surface=surface, **ALL)
         gpu = M.surface_metrics(torch.from_numpy(pred).cuda(), torch.from_numpy(target).cuda(),
                                 ("hd", "hd95", "assd", "nsd"), tolerance=1.3,
-                                spacing=(1.0, 0.7, 2.0), surface=surface)
+                                spacing=(1.0, 0.7, 2.0), surface=surface, **ALL)
         for k in cpu:
             assert gpu[k].is_cuda
             torch.testing.assert_close(gpu[k].cpu(), cpu[k], equal_nan=True)
@@ -411,7 +428,7 @@ def test_cuda_equals_cpu():
     (lambda p, t: M.hausdorff_distance(p, t, spacing=[[1.0, 1.0]] * 3), "B = 1 rows"),
     (lambda p, t: M.hausdorff_distance(p, t, percentile=101), "percentile must be between 0"),
     (lambda p, t: M.surface_dice(p, t, -1.0), "tolerance values must be finite and >= 0"),
-    (lambda p, t: M.surface_dice(p, t, [1.0, 2.0, 3.0]), r"one per class \(2\)"),
+    (lambda p, t: M.surface_dice(p, t, [1.0, 2.0, 3.0]), r"one per class kept \(1;"),
     (lambda p, t: M.surface_metrics(p, t, ("nsd",)), "tolerance is required"),
     (lambda p, t: M.surface_metrics(p, t, ("hd", "dice")), "unknown metric 'dice'"),
     (lambda p, t: M.surface_metrics(p, t, ("hd101",)), "between 0 and 100"),
@@ -434,9 +451,10 @@ def test_invalid_arguments(call, match):
 
 def _class_cases():
     return [
-        lambda base: _cls(base, "HausdorffDistance")(95),
-        lambda base: _cls(base, "AverageSurfaceDistance")(surface="surfel", spacing=(1.0, 2.0)),
-        lambda base: _cls(base, "SurfaceDice")([1.0, 2.0, 1.5], reduction="mean"),
+        lambda base: _cls(base, "HausdorffDistance")(95, **ALL),
+        lambda base: _cls(base, "AverageSurfaceDistance")(surface="surfel", spacing=(1.0, 2.0),
+                                                           **ALL),
+        lambda base: _cls(base, "SurfaceDice")([1.0, 2.0, 1.5], reduction="mean", **ALL),
     ]
 
 
@@ -456,14 +474,15 @@ def _batches():
 @pytest.mark.parametrize("base", ["default", "plain"])
 def test_metric_classes_accumulate(base):
     pred, target = _batches()
-    hd = _cls(base, "HausdorffDistance")(95, reduction="none")
+    hd = _cls(base, "HausdorffDistance")(95, reduction="none", **ALL)
     hd.update(pred[:3], target[:3])
     hd.update(pred[3:], target[3:])
-    torch.testing.assert_close(hd.compute(), M.hausdorff_distance(pred, target, percentile=95),
+    torch.testing.assert_close(hd.compute(),
+                               M.hausdorff_distance(pred, target, percentile=95, **ALL),
                                equal_nan=True)
     hd.reset()
     hd.update(pred, target)
-    full = M.surface_metrics(pred, target, ("hd95",))
+    full = M.surface_metrics(pred, target, ("hd95",), **ALL)
     summary = hd.summary()
     expected = full.summarize("hd95")
     torch.testing.assert_close(summary.mean, expected.mean)

@@ -28,7 +28,9 @@ class RebalancedLoss(nn.Module):
     - "constant": (r0, b0); default (1, 0.01) (the README's GDL + 0.01 * L_B).
 
     The schedule (strategy, initial weights, step size, floor, epoch) is saved in `state_dict()`
-    and restored by `load_state_dict()`.
+    and restored by `load_state_dict()`. After each call, `last` holds what it combined, for
+    logging: {"regional", "boundary", "loss"} (detached tensors, no host sync) and
+    {"w_regional", "w_boundary"} (floats); empty before the first call.
     """
 
     def __init__(self, regional: Callable[..., torch.Tensor],
@@ -39,6 +41,7 @@ class RebalancedLoss(nn.Module):
         self.regional = regional
         self.boundary = boundary
         self._configure(choice(strategy, "strategy", STRATEGIES), weights, step_size, floor, 0)
+        self.last: dict[str, torch.Tensor | float] = {}
 
     def _configure(self, strategy: str, weights: Sequence[float] | None, step_size: float,
                    floor: float | None, epoch: int) -> None:
@@ -89,7 +92,12 @@ class RebalancedLoss(nn.Module):
         """Weighted sum; `boundary_target` (e.g. precomputed maps) defaults to `target`."""
         w_r, w_b = self.weights
         b_target = target if boundary_target is None else boundary_target
-        return w_r * self.regional(pred, target) + w_b * self.boundary(pred, b_target)
+        regional = self.regional(pred, target)
+        boundary = self.boundary(pred, b_target)
+        loss = w_r * regional + w_b * boundary
+        self.last = {"regional": regional.detach(), "boundary": boundary.detach(),
+                     "loss": loss.detach(), "w_regional": w_r, "w_boundary": w_b}
+        return loss
 
     def get_extra_state(self) -> dict[str, Any]:
         return {"strategy": self.strategy, "initial_weights": self.initial_weights,

@@ -1,9 +1,12 @@
-"""Surface distance metrics of batched segmentations: Hausdorff (HD, HD95), ASSD and surface Dice.
+"""Surface distance metrics of batched segmentations: Hausdorff (HD, HD95), ASSD, surface Dice,
+DeepMind's surface overlap and raw surface distances, and MONAI's reductions over items.
 
 - `functional`: the metric functions (`surface_metrics`, `hausdorff_distance`, ...), their
   conventions and empty-mask policy (its docstring), and `summarize`;
+- `reduction`: `reduce_metric`, MONAI's `do_metric_reduction` (mean, sum, mean_batch, ...);
 - `classes`: accumulating, torchmetrics-style classes over the functions (`HausdorffDistance`,
   `AverageSurfaceDistance`, `SurfaceDice`), loaded on first use (they import torchmetrics);
+- `inputs`: masks, labels or probabilities in, pairs of binary masks out;
 - `surfaces`: the surface elements of masks (border voxels, DeepMind's surfels);
 - `distances`: the distances between the surfaces of mask pairs, and their per-row reductions.
 """
@@ -12,13 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from .functional import (
     Summary,
+    SurfaceDistances,
     SurfaceMetrics,
+    SurfaceOverlap,
     average_surface_distance,
     hausdorff_distance,
     summarize,
     surface_dice,
+    surface_distances,
     surface_metrics,
+    surface_overlap,
 )
+from .reduction import REDUCTIONS, reduce_metric
 
 _CLASSES = ("AverageSurfaceDistance", "HausdorffDistance", "SurfaceDice")
 
@@ -38,12 +46,18 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "AverageSurfaceDistance",
     "HausdorffDistance",
+    "REDUCTIONS",
     "SurfaceDice",
+    "SurfaceDistances",
     "SurfaceMetrics",
+    "SurfaceOverlap",
     "Summary",
     "average_surface_distance",
     "hausdorff_distance",
+    "reduce_metric",
     "summarize",
     "surface_dice",
+    "surface_distances",
     "surface_metrics",
+    "surface_overlap",
 ]

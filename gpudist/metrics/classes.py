@@ -6,8 +6,8 @@ torchmetrics it is a plain accumulator with the same `update` / `compute` / `sum
 which gathers with `torch.distributed.all_gather_object` when a process group is initialized.
 
 State: every update appends its (B, C) values and a (B, C) code of which masks were empty, so
-`compute` (mean over the non-both-empty entries, as in `gpudist.metrics.summarize`) and `summary`
-(the same with the empty counts) see every item of every process.
+`compute` / `aggregate` (MONAI's reductions, `gpudist.metrics.reduce_metric`) and `summary` (the
+mean with the empty counts, `gpudist.metrics.summarize`) see every item of every process.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from .functional import (
     SurfaceMetrics,
     check_percentile,
     hd_name,
+    one_tolerance,
     summarize,
     surface_metrics,
     tolerance_values,
 )
-
-REDUCTIONS = ("mean", "mean_batch", "none")
+from .inputs import check_input_options
+from .reduction import REDUCTIONS, reduce_metric
 
 
 class _PlainMetric:
@@ -85,18 +86,25 @@ except ImportError:
 
 
 class _SurfaceMetricMixin:
-    """update / compute / summary over the states `values` and `empty`."""
+    """update / compute / aggregate / summary over the states `values` and `empty`."""
 
     higher_is_better: bool | None = False
 
-    def __init__(self, *, spacing: Spacing, surface: str, connectivity: int, dtype: Any,
-                 reduction: str, **kwargs: Any) -> None:
+    def __init__(self, *, include_background: bool = False, distance_metric: str = "euclidean",
+                 spacing: Spacing = None, surface: str = "voxel", connectivity: int = 1,
+                 input_format: str = "one-hot", num_classes: int | None = None,
+                 threshold: float | str | None = None, dtype: Any = None,
+                 reduction: str = "mean", get_not_nans: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        check_input_options(input_format, num_classes, threshold, include_background,
+                            distance_metric)
         self.reduction = choice(reduction, "reduction", REDUCTIONS)
+        self.get_not_nans = bool(get_not_nans)
         self.spacing = spacing
-        self.surface = surface
-        self.connectivity = connectivity
-        self.distance_dtype = dtype
+        self.options = dict(include_background=include_background,
+                            distance_metric=distance_metric, surface=surface,
+                            connectivity=connectivity, input_format=input_format,
+                            num_classes=num_classes, threshold=threshold, dtype=dtype)
         self.add_state("values", default=[], dist_reduce_fx="cat")
         self.add_state("empty", default=[], dist_reduce_fx="cat")
 
@@ -104,13 +112,14 @@ class _SurfaceMetricMixin:
         raise NotImplementedError
 
     def update(self, pred: Any, target: Any, spacing: Spacing = None) -> None:
-        """Adds a batch: pred, target (B, C, *spatial) binary masks; `spacing` (optional)
+        """Adds a batch: pred, target as the function takes them (masks (B, C, *spatial), or
+        labels / probabilities per `input_format` and `threshold`); `spacing` (optional)
         overrides the constructor's for this batch (e.g. (B, ndim) per item)."""
         result = self._metric(pred, target, self.spacing if spacing is None else spacing)
         (name,) = result.keys()
-        self.values.append(result[name])
-        self.empty.append(result.pred_empty.to(torch.int64)
-                          + 2 * result.target_empty.to(torch.int64))
+        self.values.append(torch.as_tensor(result[name]))
+        self.empty.append(torch.as_tensor(result.pred_empty).to(torch.int64)
+                          + 2 * torch.as_tensor(result.target_empty).to(torch.int64))
 
     def _states(self) -> tuple[torch.Tensor, torch.Tensor]:
         values, empty = self.values, self.empty
@@ -127,29 +136,41 @@ class _SurfaceMetricMixin:
             values, empty = self._states()
         return summarize(values, (empty & 1).bool(), (empty & 2).bool(), dim=dim)
 
-    def compute(self) -> torch.Tensor:
-        """The metric over everything added: "mean" a scalar, "mean_batch" one value per class
-        (C,), "none" every item (N, C). Means leave out items whose masks are both empty (NaN)
-        and keep one-empty items (+inf, or `empty_distance`)."""
-        if self.reduction == "none":
-            with self._synced():
-                return self._states()[0]
-        return self.summary(None if self.reduction == "mean" else 0).mean
+    def aggregate(self, reduction: str | None = None) -> Any:
+        """MONAI's `aggregate`: the (N, C) values of everything added (on every process) reduced
+        by `reduction` (default: the constructor's), as `gpudist.metrics.reduce_metric`: NaN
+        entries (both masks empty) left out, +inf kept. Returns the result, or (result,
+        not_nans) with get_not_nans=True."""
+        with self._synced():
+            values = self._states()[0]
+        out, not_nans = reduce_metric(values, self.reduction if reduction is None else reduction)
+        return (out, not_nans) if self.get_not_nans else out
+
+    def compute(self) -> Any:
+        """`aggregate()` with the constructor's reduction (MONAI's default "mean": the mean over
+        each item's classes, then over the items)."""
+        return self.aggregate()
+
+
+_COMMON_ARGS = """and, keyword-only: include_background (default False),
+    distance_metric, spacing, surface, connectivity, input_format, num_classes, threshold and
+    dtype as the function takes them; reduction (MONAI's: "mean", the default, "sum",
+    "mean_batch", "sum_batch", "mean_channel", "sum_channel", "none"); get_not_nans (compute()
+    then returns (value, not_nans)); and the keyword arguments of `torchmetrics.Metric` when
+    torchmetrics is installed."""
 
 
 class _HausdorffDistanceLogic(_SurfaceMetricMixin):
-    """Accumulating `gpudist.metrics.hausdorff_distance` (HD, or HD95 with percentile=95).
+    __doc__ = f"""Accumulating `gpudist.metrics.hausdorff_distance` (HD, or HD95 with
+    percentile=95); `compute()` equals MONAI's `HausdorffDistanceMetric.aggregate()`.
 
-    Args: as `hausdorff_distance`, plus reduction ("mean", "mean_batch" or "none") and the
-    keyword arguments of `torchmetrics.Metric` when torchmetrics is installed.
+    Args: percentile, directed, percentile_mode, empty_distance, {_COMMON_ARGS}
     """
 
     def __init__(self, percentile: float | None = None, directed: bool = False, *,
-                 spacing: Spacing = None, surface: str = "voxel", connectivity: int = 1,
                  percentile_mode: str = "per_direction", empty_distance: str | float = "inf",
-                 dtype: Any = None, reduction: str = "mean_batch", **kwargs: Any) -> None:
-        super().__init__(spacing=spacing, surface=surface, connectivity=connectivity,
-                         dtype=dtype, reduction=reduction, **kwargs)
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.percentile = None if percentile is None else check_percentile(percentile)
         self.directed = bool(directed)
         self.percentile_mode = choice(percentile_mode, "percentile_mode", PERCENTILE_MODES)
@@ -157,53 +178,49 @@ class _HausdorffDistanceLogic(_SurfaceMetricMixin):
 
     def _metric(self, pred: Any, target: Any, spacing: Spacing) -> SurfaceMetrics:
         return surface_metrics(pred, target, (hd_name(self.percentile),), spacing=spacing,
-                               surface=self.surface, connectivity=self.connectivity,
                                directed=self.directed, percentile_mode=self.percentile_mode,
-                               empty_distance=self.empty_distance, dtype=self.distance_dtype)
+                               empty_distance=self.empty_distance, **self.options)
 
 
 class _AverageSurfaceDistanceLogic(_SurfaceMetricMixin):
-    """Accumulating `gpudist.metrics.average_surface_distance` (ASSD, or ASD pred -> target).
+    __doc__ = f"""Accumulating `gpudist.metrics.average_surface_distance` (ASSD, or with
+    symmetric=False the ASD pred -> target; MONAI's default is symmetric=False);
+    `compute()` equals MONAI's `SurfaceDistanceMetric.aggregate()`.
 
-    Args: as `average_surface_distance`, plus reduction and torchmetrics' keyword arguments.
+    Args: symmetric, empty_distance, {_COMMON_ARGS}
     """
 
-    def __init__(self, symmetric: bool = True, *, spacing: Spacing = None,
-                 surface: str = "voxel", connectivity: int = 1,
-                 empty_distance: str | float = "inf", dtype: Any = None,
-                 reduction: str = "mean_batch", **kwargs: Any) -> None:
-        super().__init__(spacing=spacing, surface=surface, connectivity=connectivity,
-                         dtype=dtype, reduction=reduction, **kwargs)
+    def __init__(self, symmetric: bool = True, *, empty_distance: str | float = "inf",
+                 **kwargs: Any) -> None:
+        super().__init__(**kwargs)
         self.symmetric = bool(symmetric)
         self.empty_distance = empty_distance
 
     def _metric(self, pred: Any, target: Any, spacing: Spacing) -> SurfaceMetrics:
         return surface_metrics(pred, target, ("assd" if self.symmetric else "asd",),
-                               spacing=spacing, surface=self.surface,
-                               connectivity=self.connectivity,
-                               empty_distance=self.empty_distance, dtype=self.distance_dtype)
+                               spacing=spacing, empty_distance=self.empty_distance,
+                               **self.options)
 
 
 class _SurfaceDiceLogic(_SurfaceMetricMixin):
-    """Accumulating `gpudist.metrics.surface_dice` (NSD at `tolerance`, one or one per class).
+    __doc__ = f"""Accumulating `gpudist.metrics.surface_dice` (NSD at `tolerance`, or MONAI's
+    `class_thresholds`: one number or one per class kept); `compute()` equals MONAI's
+    `SurfaceDiceMetric.aggregate()`.
 
-    Args: as `surface_dice`, plus reduction and torchmetrics' keyword arguments.
+    Args: tolerance / class_thresholds, {_COMMON_ARGS}
     """
 
     higher_is_better = True
 
-    def __init__(self, tolerance: float | Sequence[float], *, spacing: Spacing = None,
-                 surface: str = "voxel", connectivity: int = 1, dtype: Any = None,
-                 reduction: str = "mean_batch", **kwargs: Any) -> None:
-        super().__init__(spacing=spacing, surface=surface, connectivity=connectivity,
-                         dtype=dtype, reduction=reduction, **kwargs)
-        tolerance_values(tolerance)  # checked now rather than at the first update
-        self.tolerance = tolerance
+    def __init__(self, tolerance: float | Sequence[float] | None = None, *,
+                 class_thresholds: Sequence[float] | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.tolerance = one_tolerance(tolerance, class_thresholds)
+        tolerance_values(self.tolerance)  # checked now rather than at the first update
 
     def _metric(self, pred: Any, target: Any, spacing: Spacing) -> SurfaceMetrics:
         return surface_metrics(pred, target, ("nsd",), tolerance=self.tolerance,
-                               spacing=spacing, surface=self.surface,
-                               connectivity=self.connectivity, dtype=self.distance_dtype)
+                               spacing=spacing, **self.options)
 
 
 # The public classes: the logic above on torchmetrics.Metric, or on the plain accumulator.

@@ -40,6 +40,15 @@ class Directed:
         dist, order = torch.sort(self.dist, dim=1, stable=True)
         return Directed(dist, self.weight.gather(1, order), self.count)
 
+    def sorted_by_size_then_distance(self) -> Directed:
+        """The same rows in DeepMind's order: ascending (distance, size) pairs, padding last."""
+        size = torch.where(self.valid(), self.weight, torch.inf)
+        by_size = torch.argsort(size, dim=1, stable=True)
+        dist = self.dist.gather(1, by_size)
+        order = torch.argsort(dist, dim=1, stable=True)
+        return Directed(dist.gather(1, order), self.weight.gather(1, by_size).gather(1, order),
+                        self.count)
+
     def cat(self, other: Directed) -> Directed:
         """Both sets pooled per row: the real entries of `self`, of `other`, then padding."""
         dist = torch.cat([self.dist, other.dist], 1)
@@ -213,10 +222,10 @@ class Distances:
     target_empty: torch.Tensor
 
 
-def surface_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.Tensor, *,
-                      surface: str, connectivity: int, symmetric: bool,
-                      dtype: torch.dtype) -> Distances:
-    """Surface-to-surface distances of N mask pairs.
+def pair_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.Tensor, *,
+                   surface: str, connectivity: int, symmetric: bool,
+                   dtype: torch.dtype) -> Distances:
+    """Surface-to-surface distances of N mask pairs (N may be 0, the masks may have no voxel).
 
     Args:
         pred, target: (N, *spatial) bool masks.
@@ -227,7 +236,10 @@ def surface_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.T
         dtype: float32 or float64, the precision of the distance transform.
     """
     n, ndim = pred.shape[0], pred.dim() - 1
-    pred, target, pred_empty, target_empty = _crop_each(pred, target)
+    if pred.numel() == 0:  # no row, or no voxel: every mask is empty
+        pred_empty = target_empty = torch.ones(n, dtype=torch.bool, device=pred.device)
+    else:
+        pred, target, pred_empty, target_empty = _crop_each(pred, target)
     if bool((pred_empty & target_empty).all()):  # nothing anywhere: no transform to run
         none = Directed(spacing.new_zeros((n, 0)), spacing.new_zeros((n, 0)),
                         torch.zeros(n, dtype=torch.int64, device=pred.device))
