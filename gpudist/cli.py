@@ -59,6 +59,7 @@ def _run_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int
             print(f"{c.name:24} {'x'.join(map(str, c.shape)):20} ndim={c.ndim} {c.kind}"
                   + "".join(f" {k}={v}" for k, v in c.params.items())
                   + (" inverted" if c.invert else "")
+                  + (f" classes={c.classes}" if c.classes else "")
                   + (f" spacing={c.spacing}" if c.spacing else ""))
         return 0
     if args.threads < 1:

@@ -62,3 +62,18 @@ def test_cases_are_seeded(case):
     np.testing.assert_array_equal(a, b)
     if case.kind not in ("empty", "full"):
         assert 0 < a.mean() < 1
+
+
+@pytest.mark.parametrize("case", cases.REGIMES, ids=lambda c: c.name)
+def test_regime_cases(case):
+    """Speck cases hold about their background fraction; label-map cases are one-hot along the
+    class dim (every voxel in exactly one class mask), each class present somewhere."""
+    mask = case.mask()
+    assert mask.shape == case.shape
+    np.testing.assert_array_equal(mask, case.mask())
+    if case.kind == "specks":
+        assert 0.7 * case.params["fraction"] < 1 - mask.mean() < 1.5 * case.params["fraction"]
+    else:
+        assert (mask.sum(axis=1) == 1).all()
+        assert np.moveaxis(mask, 1, 0).reshape(case.classes, -1).any(axis=1).all()
+    assert case.min_bytes == mask.size * (5 + 8 * (case.ndim - 1))

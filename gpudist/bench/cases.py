@@ -94,6 +94,29 @@ def noise(shape: Shape, rng: np.random.Generator, *, density: float) -> np.ndarr
     return rng.random(shape, dtype=np.float32) < density
 
 
+def specks(shape: Shape, rng: np.random.Generator, *, fraction: float,
+           radius: tuple[float, float] = (0.5, 2.0)) -> np.ndarray:
+    """Mostly foreground, with small background specks (balls of `radius` voxels) covering about
+    `fraction` of the array: many sites at medium distances, the boundary loss's regime."""
+    mean_volume = _ball_volume(max(1.0, (radius[0] + radius[1]) / 2), len(shape))
+    count = max(1, math.ceil(-math.log(1 - fraction) * math.prod(shape) / mean_volume))
+    return ~balls(shape, rng, count=count, radius=radius)
+
+
+def organs(shape: Shape, rng: np.random.Generator, *, classes: int) -> np.ndarray:
+    """Organ-like integer labels in [0, classes): background 0 and classes - 1 ellipsoids of
+    random sizes (a tenth to a third of each side) and positions, later ones drawn over earlier
+    ones."""
+    labels = np.zeros(shape, np.int64)
+    grids = np.ogrid[tuple(slice(0, n) for n in shape)]
+    for c in range(1, classes):
+        centre = rng.uniform(0.25, 0.75, len(shape)) * np.asarray(shape)
+        semi = rng.uniform(0.1, 0.33, len(shape)) * np.asarray(shape)
+        inside = sum(((g - m) / s) ** 2 for g, m, s in zip(grids, centre, semi)) <= 1.0
+        labels[inside] = c
+    return labels
+
+
 def empty(shape: Shape, rng: np.random.Generator | None = None) -> np.ndarray:
     """All background: every distance is 0."""
     return np.zeros(shape, bool)
@@ -105,7 +128,8 @@ def full(shape: Shape, rng: np.random.Generator | None = None) -> np.ndarray:
 
 
 GENERATORS: dict[str, Callable[..., np.ndarray]] = {
-    f.__name__: f for f in (balls, blobs, lesions, ball, shell, lines, noise, empty, full)
+    f.__name__: f for f in (balls, blobs, lesions, ball, shell, lines, noise, specks, organs,
+                            empty, full)
 }
 
 
@@ -114,7 +138,9 @@ class Case:
     """One benchmark input: `shape` is (*batch, *spatial) with `ndim` trailing spatial dims.
 
     `invert` swaps foreground and background (e.g. distance *to* thin lines or lesions);
-    `series` groups cases of growing size into one line of the plot.
+    `series` groups cases of growing size into one line of the plot. With `classes` = C > 0 the
+    generator draws integer label maps and the last batch dim is the class: item (b, c) is the
+    mask `labels_b == c`, as `gpudist.labels_to_dist` transforms it (shape (B, C, *spatial)).
     """
 
     name: str
@@ -126,6 +152,7 @@ class Case:
     spacing: tuple[float, ...] | None = None
     series: str | None = None
     seed: int = 0
+    classes: int = 0
 
     @property
     def spatial(self) -> Shape:
@@ -145,8 +172,15 @@ class Case:
         rng = np.random.default_rng(self.seed)
         gen = GENERATORS[self.kind]
         out = np.empty((self.items, *self.spatial), bool)
-        for i in range(self.items):
-            out[i] = gen(self.spatial, rng, **self.params)
+        if self.classes:
+            params = self.params | {"classes": self.classes}
+            per_class = np.arange(self.classes).reshape((-1,) + (1,) * self.ndim)
+            for b in range(self.items // self.classes):
+                labels = gen(self.spatial, rng, **params)
+                out[b * self.classes:(b + 1) * self.classes] = labels[None] == per_class
+        else:
+            for i in range(self.items):
+                out[i] = gen(self.spatial, rng, **self.params)
         if self.invert:
             np.logical_not(out, out=out)
         return out.reshape(self.shape)
@@ -156,7 +190,14 @@ class Case:
         return {"name": self.name, "shape": list(self.shape), "ndim": self.ndim,
                 "kind": self.kind, "params": self.params, "invert": self.invert,
                 "spacing": list(self.spacing) if self.spacing else None, "series": self.series,
-                "seed": self.seed, "voxels": self.voxels}
+                "seed": self.seed, "classes": self.classes, "voxels": self.voxels,
+                "min_bytes": self.min_bytes}
+
+    @property
+    def min_bytes(self) -> int:
+        """Bytes a separable transform must move at the least: the 1-byte mask read, the float32
+        output written, and one float32 round trip (read + write) per further axis."""
+        return self.voxels * (1 + 4 + 8 * (self.ndim - 1))
 
 
 def _blobs_sweep(ndim: int, sides: list[int]) -> list[Case]:
@@ -171,6 +212,19 @@ FOUNDATION = [
 ]
 
 
+# Where gpudist is weakest (medium distances, many sites per line): mostly-foreground masks with
+# background specks at several densities, and organ-like label maps of several classes.
+REGIMES = [
+    *[Case(f"specks{round(f * 1000):03d}-2d-64x256", (64, 256, 256), 2, "specks", {"fraction": f})
+      for f in (0.003, 0.01, 0.03)],
+    *[Case(f"specks{round(f * 1000):03d}-3d-192", (192, 192, 192), 3, "specks", {"fraction": f})
+      for f in (0.003, 0.03)],
+    Case("organs2d-16x6x256", (16, 6, 256, 256), 2, "organs", classes=6),
+    Case("organs3d-2x4x128", (2, 4, 128, 128, 128), 3, "organs", classes=4,
+         spacing=(2.0, 0.8, 0.8)),
+]
+
+
 def quick_cases() -> list[Case]:
     """A handful of cases that finish in well under two minutes on two cores, scipy included."""
     return [
@@ -181,6 +235,7 @@ def quick_cases() -> list[Case]:
         Case("to-lines2d-8x3x256", (8, 3, 256, 256), 2, "lines", invert=True),
         Case("noise50-2d-8x512", (8, 512, 512), 2, "noise", {"density": 0.5}),
         Case("noise99-2d-8x512", (8, 512, 512), 2, "noise", {"density": 0.99}),
+        REGIMES[1],
         Case("empty2d-16x256", (16, 256, 256), 2, "empty"),
         Case("full2d-16x256", (16, 256, 256), 2, "full"),
     ]
@@ -209,6 +264,7 @@ def full_cases() -> list[Case]:
           for p in (0.01, 0.5, 0.99)],
         *[Case(f"noise{round(p * 100):02d}-2d-2048", (2048, 2048), 2, "noise", {"density": p})
           for p in (0.01, 0.5, 0.99)],
+        *REGIMES,
         Case("blobs4d-4x48", (4, 48, 48, 48, 48), 4, "blobs"),
         Case("empty3d-256", (256, 256, 256), 3, "empty"),
         Case("full3d-256", (256, 256, 256), 3, "full"),

@@ -14,7 +14,10 @@ Method (also in benchmarks/README.md), per case and runner:
    heap pages count again), or the CUDA allocators' peaks. The probe stays out of the timed calls:
    its malloc_trim would make every call fault its output's pages in afresh, which a loop calling
    a transform repeatedly (a data loader, a training step) does not pay.
-5. A call whose estimated time or memory exceeds the limits is skipped with the reason. Time is
+5. Roofline: the device's memory bandwidth is measured once per run (a large copy, same thread
+   count); each case's floor is `Case.min_bytes` at that bandwidth, and every gpudist result
+   gets its time as a multiple of the floor (`x_floor`).
+6. A call whose estimated time or memory exceeds the limits is skipped with the reason. Time is
    extrapolated from the runner's largest case so far that took over 50 ms (below that, fixed
    costs dominate), else from a pessimistic prior per runner.
 """
@@ -129,6 +132,22 @@ def synchronizer(device: str) -> Callable[[], None]:
     return torch.cuda.synchronize if device == "cuda" else lambda: None
 
 
+def copy_bandwidth(device: str, nbytes: int = 1 << 28) -> float:
+    """Bytes per second a large copy moves on `device` (read + written, best of 5), with torch's
+    threads: the machine's memory bandwidth as a transform can use it."""
+    src = torch.ones(nbytes, dtype=torch.uint8, device=device)
+    dst = torch.empty_like(src)
+    sync = synchronizer(device)
+    best = math.inf
+    for _ in range(6):  # the first one faults dst in
+        sync()
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return 2 * nbytes / best
+
+
 def _free_bytes(device: str) -> int:
     if device == "cuda":
         return torch.cuda.mem_get_info()[0]
@@ -202,6 +221,8 @@ class Bench:
         self.progress = progress
         self.rates: dict[str, tuple[float, float]] = {}  # runner -> (work, seconds per work)
         self.reference_runner = scipy_runner()
+        self.bandwidth = {device: copy_bandwidth(device)
+                          for device in sorted({r.device for r in self.runners if r.gpudist})}
 
     def _memory_reason(self, runner: Runner, case: Case) -> str | None:
         pixels = math.prod(case.spatial) if runner.per_image else case.voxels
@@ -297,6 +318,9 @@ class Bench:
         for runner, res in zip(self.runners, results):
             if not runner.gpudist and res["status"] == "ok" and runner.device in best:
                 res["speedup"] = res["median_s"] / best[runner.device]
+            if runner.gpudist and res["status"] == "ok":
+                floor = case.min_bytes / self.bandwidth[runner.device]
+                res |= {"floor_s": floor, "x_floor": res["median_s"] / floor}
         return results
 
 
@@ -407,6 +431,7 @@ def run(cases: Sequence[Case], *, threads: int, settings: Settings, mode: str,
         "runners": [{"name": r.name, "device": r.device, "version": r.version,
                      "gpudist": r.gpudist, "exact": r.exact} for r in runners],
         "missing_peers": missing,
+        "bandwidth_bytes_per_s": bench.bandwidth,
         "cases": [c.describe() for c in cases],
         "results": results,
         "gpudist_correct": all(r["status"] == "ok" and _correct(r) is not False for r in checked),
@@ -483,6 +508,8 @@ def format_report(report: dict[str, Any]) -> str:
         "",
         "Peak memory above the input, MiB (host RSS for CPU runners, CUDA allocators for GPU)",
         _grid(header, mems),
+        "",
+        *_roofline(report, by_key),
     ]
     missing = report["missing_peers"]
     if missing:
@@ -493,6 +520,29 @@ def format_report(report: dict[str, Any]) -> str:
     lines += ["", f"gpudist correctness (rtol {RTOL:g} vs scipy float64): {verdict}; "
               f"wall time {report['wall_s']:.1f} s"]
     return "\n".join(lines)
+
+
+def _roofline(report: dict[str, Any], by_key: dict[tuple[str, str], dict[str, Any]]
+              ) -> list[str]:
+    """The roofline table: each case's least bytes moved, the floor time that takes at the
+    measured bandwidth, and each gpudist runner's time as a multiple of it."""
+    ours = [r for r in report["runners"] if r["gpudist"]]
+    bandwidth = report["bandwidth_bytes_per_s"]
+    rows = []
+    for case in report["cases"]:
+        row = [case["name"], f"{case['min_bytes'] / case['voxels']:.0f}"]
+        row += [format_seconds(case["min_bytes"] / bandwidth[d]) for d in sorted(bandwidth)]
+        for runner in ours:
+            res = by_key[(case["name"], runner["name"])]
+            x = res.get("x_floor")
+            row.append("-" if x is None else f"x{x:.0f}" if x >= 100 else f"x{x:.1f}")
+        rows.append(row)
+    header = (["case", "B/voxel"] + [f"floor {d}" for d in sorted(bandwidth)]
+              + [r["name"] for r in ours])
+    speeds = ", ".join(f"{d} {b / 1e9:.1f} GB/s" for d, b in sorted(bandwidth.items()))
+    return ["Memory floor: the least bytes moved (1-byte mask in, float32 out, one float32 round",
+            f"trip per further axis) at the measured copy bandwidth ({speeds});",
+            "gpudist's time as a multiple of it", _grid(header, rows)]
 
 
 def write_plot(report: dict[str, Any], path: str | Path) -> None:
