@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -242,7 +243,8 @@ def main(argv: list[str] | None = None) -> dict:
                    "methods": args.methods},
         "meta": {"argv": sys.argv, "torch": torch.__version__, "gpudist": gpudist.__version__,
                  "threads": torch.get_num_threads(), "machine": platform.processor() or
-                 platform.machine(), "wall_s": time.perf_counter() - t_start},
+                 platform.machine(), "load_average": os.getloadavg(),
+                 "wall_s": time.perf_counter() - t_start},
         "summary": summary,
         "runs": results,
     }
