@@ -159,11 +159,11 @@ def summarize(results: dict[str, dict[int, dict]]) -> dict[str, dict[str, float]
 
 
 def table(summary: dict[str, dict[str, float]], n_seeds: int) -> str:
-    lines = [f"{'method':<18}  {'DSC':>15}  {'HD95 (px)':>15}  {'s/epoch':>7}   ({n_seeds} seeds, "
-             "final epoch, mean +- std)", "-" * 64]
+    lines = [f"{'method':<18}  {'DSC':^16}  {'HD95 (px)':^16}  {'s/epoch':>7}   ({n_seeds} seeds, "
+             "final epoch, mean +- std)", "-" * 63]
     for method, s in summary.items():
         lines.append(f"{method:<18}  {s['dsc_mean']:>7.3f} +- {s['dsc_std']:.3f}  "
-                     f"{s['hd95_mean']:>7.2f} +- {s['hd95_std']:<4.2f}  "
+                     f"{s['hd95_mean']:>7.2f} +- {s['hd95_std']:<5.2f}  "
                      f"{s['seconds_per_epoch']:>7.2f}")
     return "\n".join(lines)
 
