@@ -11,8 +11,11 @@ TORCH_SPEC ?= torch==2.13.0
 bench: $(VENV)/.built
 	$(PY) -m gpudist.cli bench --quick
 
+# The nnU-Net test runs in a process of its own: after the rest of the suite in the same process,
+# torch.load of its (intact) checkpoints failed once in a fresh clone (not understood yet).
 test: $(VENV)/.built
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests --ignore=tests/test_nnunet.py
+	$(PY) -m pytest -q tests/test_nnunet.py
 
 # GDL vs GDL + boundary loss on a synthetic unbalanced task: 3 methods x 3 seeds x 20 epochs.
 example: $(VENV)/.built

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Union
 
 import torch
@@ -61,7 +62,8 @@ class nnUNetTrainerBoundaryLoss(nnUNetTrainer):
         if self.local_rank == 0 and not self.disable_checkpointing:
             checkpoint = torch.load(filename, map_location="cpu", weights_only=False)
             checkpoint[SCHEDULE_KEY] = self.loss.get_extra_state()
-            torch.save(checkpoint, filename)
+            torch.save(checkpoint, filename + ".tmp")  # never a half-written checkpoint
+            os.replace(filename + ".tmp", filename)
 
     def load_checkpoint(self, filename_or_checkpoint: Union[dict, str]) -> None:
         super().load_checkpoint(filename_or_checkpoint)
