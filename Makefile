@@ -11,8 +11,10 @@ TORCH_SPEC ?= torch==2.13.0
 bench: $(VENV)/.built
 	$(PY) -m gpudist.cli bench --quick
 
-# The nnU-Net test runs in a process of its own: after the rest of the suite in the same process,
-# torch.load of its (intact) checkpoints failed once in a fresh clone (not understood yet).
+# The nnU-Net test runs in a process of its own: after tests/test_cli.py, test_cuda.py and
+# test_cuda_source.py (which loads a compiled CUDA shim into the process with ctypes) in the same
+# process, torch.load of its intact checkpoints fails ("record size ... does not match"); after
+# test_losses.py or test_metrics.py it passes.
 test: $(VENV)/.built
 	$(PY) -m pytest -q tests --ignore=tests/test_nnunet.py
 	$(PY) -m pytest -q tests/test_nnunet.py
