@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gpudist.nnunet import DeepSupervisedBoundaryLoss
-from reference import kervadec_phi
+from common import kervadec_phi
 
 
 def reference(outputs, targets, idc, spacings, weights) -> float:
