@@ -25,6 +25,7 @@ TORCH_LIBRARY(gpudist, m) {
   m.def("boundary_loss_backward(Tensor grad, Tensor logits, Tensor phi, int[] idc) -> Tensor");
   // Host-only: the CUDA launch plan of distance_transform, for the CuPy backend's launcher.
   m.def(
-      "cuda_launch_plan(int[] spatial, int items, int resident, int? scratch_bytes=None) -> int[]",
+      "cuda_launch_plan(int[] spatial, int items, int resident, int? free_bytes=None, "
+      "int? first_resident=None, int generation=1, int out_bytes=4) -> int[]",
       &gpudist::cuda_launch_plan_flat);
 }

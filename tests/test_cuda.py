@@ -141,3 +141,41 @@ def test_cupy_zero_copy():
     assert isinstance(out, cupy.ndarray)
     ref = gpudist.edt(torch.as_tensor(arr, device="cuda").cpu(), ndim=2, backend="scipy")
     torch.testing.assert_close(torch.as_tensor(out, device="cuda").cpu(), ref)
+
+
+@pytest.mark.parametrize("classes", [3, 70], ids=["mask", "flags"])
+def test_fused_loss_captured_in_a_cuda_graph(classes):
+    """Forward and backward of the fused loss captured in a CUDA graph (no host copy per call:
+    the class subset is a 64-bit mask argument, or device flags above 64 classes), replayed on new
+    inputs, equal to eager calls."""
+    if not extension.has_kernel("gpudist::boundary_loss_forward", "cuda"):
+        pytest.skip("gpudist._C was built without CUDA kernels")
+    from gpudist.losses.fused import boundary_loss_from_logits
+
+    g = torch.Generator(device="cuda").manual_seed(classes)
+    shape, idc = (2, classes, 17, 33), [1, classes - 1]
+    logits = torch.randn(shape, device="cuda", generator=g).requires_grad_()
+    phi = torch.randn(shape, device="cuda", generator=g)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):  # warm-up outside the capture, as torch asks
+        for _ in range(2):
+            boundary_loss_from_logits(logits, phi, idc).sum().backward()
+            logits.grad = None
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        loss = boundary_loss_from_logits(logits, phi, idc)
+        loss.sum().backward()
+    for _ in range(2):
+        new_logits, new_phi = (torch.randn(shape, device="cuda", generator=g) for _ in range(2))
+        with torch.no_grad():
+            logits.copy_(new_logits)
+            phi.copy_(new_phi)
+        graph.replay()
+        torch.cuda.synchronize()
+        eager = new_logits.clone().requires_grad_()
+        ref = boundary_loss_from_logits(eager, new_phi, idc)
+        ref.sum().backward()
+        torch.testing.assert_close(loss, ref.detach())
+        torch.testing.assert_close(logits.grad, eager.grad)

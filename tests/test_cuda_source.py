@@ -177,32 +177,56 @@ def _check(lib, src, num_classes=0, spacing=None, convention="edt", black_border
                                      (2, 3, 4, 5), (512, 512, 512)], ids=str)
 @pytest.mark.parametrize("items", [1, 3, 1000])
 @pytest.mark.parametrize("resident", [1, 256, 270336])
-@pytest.mark.parametrize("scratch_bytes", [None, 4096])
-def test_launch_plan_invariants(spatial, items, resident, scratch_bytes):
+@pytest.mark.parametrize("free_bytes", [None, 16384, 1 << 40])
+def test_launch_plan_invariants(spatial, items, resident, free_bytes):
     """Pass p runs along axis nd-1-p over every line of the batch; each thread that works has
-    lines; the grid holds the working threads; the envelope scratch fits the budget (or one
-    thread's worth); buffers alternate from src so that the last pass, the only one that
-    finalizes, writes the output."""
-    budget = 1 << 30 if scratch_bytes is None else scratch_bytes
-    plan = extension.cuda_launch_plan(spatial, items, resident, scratch_bytes)
+    lines; the grid holds the working threads; the envelope scratch fits its budget
+    (min(1 GiB, free / 4)) or one thread's worth; a pass that needs rounds uses whole blocks
+    (whole warps below a block) and no more rounds than the cap forces, spread evenly; buffers
+    alternate from src so that the last pass, the only one that finalizes, writes the output."""
+    budget = 1 << 30 if free_bytes is None else min(1 << 30, free_bytes // 4)
+    first_resident = 2 * resident
+    plan = extension.cuda_launch_plan(spatial, items, resident, free_bytes, first_resident)
     nd, volume = len(spatial), int(np.prod(spatial))
     assert [p.axis for p in plan.passes] == list(range(nd - 1, -1, -1))
     assert plan.passes[0].src == "src" and plan.passes[-1].dst == "out"
     words = 0
     for p, launch in enumerate(plan.passes):
         a = launch.axis
+        per_thread = 3 * (launch.n + 2) if p > 0 else 0
         assert launch.n == spatial[a] and launch.inner == int(np.prod(spatial[a + 1:]))
         assert launch.outer * launch.n * launch.inner == volume
         assert launch.lines == items * volume // spatial[a]
-        assert 1 <= launch.slots <= max(1, min(launch.lines, resident))
+        held = first_resident if p == 0 else resident
+        cap = min(launch.lines, held, budget // (8 * per_thread) if per_thread else held)
+        assert 1 <= launch.slots <= max(1, cap)
         assert launch.blocks == -(-launch.slots // plan.block)
         assert launch.finalize == (p == nd - 1)
+        if launch.slots < launch.lines:  # rounds: whole units, evenly spread
+            unit = plan.block if launch.slots >= plan.block else 32 if launch.slots >= 32 else 1
+            assert launch.slots % unit == 0
+            rounds = -(-launch.lines // launch.slots)
+            assert launch.slots - unit < -(-launch.lines // rounds)
+            if cap >= 32:
+                unit_cap = plan.block if cap >= plan.block else 32
+                assert rounds == -(-launch.lines // (cap // unit_cap * unit_cap))
+        else:
+            assert launch.slots == launch.lines == cap
         if p > 0:
             assert launch.src == plan.passes[p - 1].dst != launch.dst
-            per_thread = 3 * (launch.n + 2)
             assert launch.slots == 1 or launch.slots * per_thread * 8 <= budget
             words = max(words, launch.slots * per_thread)
     assert plan.scratch_words == words
+
+
+@needs_extension
+def test_launch_plan_512_cubed_on_an_h200():
+    """The issue's case: 512^3 on 132 SMs at 9 blocks of 128 per SM (the envelope kernels'
+    registers), 1 GiB of scratch: 4 even rounds of 512 whole blocks, not 87,041 threads."""
+    plan = extension.cuda_launch_plan((512, 512, 512), 1, 132 * 9 * 128, 140 << 30)
+    for launch in plan.passes[1:]:
+        assert (launch.slots, launch.blocks, -(-launch.lines // launch.slots)) == (65536, 512, 4)
+    assert plan.scratch_words * 8 <= 1 << 30
 
 
 SHAPES = [(3, 127), (2, 129), (1, 1), (2, 1, 130), (2, 9, 1), (3, 17, 33), (1, 40, 129),
@@ -281,28 +305,32 @@ def _launch(lib, kernel, args, blocks: tuple[int, int], block: int) -> None:
                 kernel(*args)
 
 
+@pytest.mark.parametrize("use_flags", [False, True], ids=["mask", "flags"])
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
 @pytest.mark.parametrize("shape,idc,slots,rows", [((2, 3, 37), [0, 2], 5, 2),
                                                   ((3, 2, 4, 5), [1], 3, 2),
                                                   ((1, 4, 1), [0, 1, 2, 3], 1, 1),
                                                   ((2, 5, 9), [4], 16, 1)])
-def test_shim_boundary_loss(shim, dtype, shape, idc, slots, rows):
+def test_shim_boundary_loss(shim, dtype, shape, idc, slots, rows, use_flags):
     """The CUDA launcher's kernels (partial sums per thread, grid-stride backward), thread by
     thread, against the softmax expression in float64, including a grid with fewer rows than
-    samples and more threads than voxels."""
+    samples and more threads than voxels; the class subset as a 64-bit mask argument or as
+    flags in memory."""
     g = torch.Generator().manual_seed(sum(shape) + slots)
     z = (torch.randn(shape, generator=g, dtype=F64) * 4).to(dtype)
     phi = (torch.randn(shape, generator=g, dtype=F64) * 9).to(dtype)
     z[0, 0, 0] = -200.0  # below the exp's range: a zero probability
     b, c, voxels = shape[0], shape[1], z[0, 0].numel()
     flags = np.array([k in idc for k in range(c)], dtype=np.uint8)
-    suffix = "f32" if dtype == torch.float32 else "f64"
+    mask = ctypes.c_ulonglong(sum(1 << k for k in idc))  # ClassMask, passed by value
+    suffix = ("flags_" if use_flags else "") + ("f32" if dtype == torch.float32 else "f64")
     ptr = lambda a: ctypes.c_void_p(a.ctypes.data)  # noqa: E731
+    classes = ptr(flags) if use_flags else mask
     zn, pn = np.ascontiguousarray(z.numpy()), np.ascontiguousarray(phi.numpy())
     partial = np.full((b, slots), np.nan)
     block = 4
     _launch(shim, getattr(shim, f"gd_boundary_forward_{suffix}"),
-            (ptr(zn), ptr(pn), ptr(flags), ctypes.c_longlong(c), ctypes.c_longlong(voxels),
+            (ptr(zn), ptr(pn), classes, ctypes.c_longlong(c), ctypes.c_longlong(voxels),
              ctypes.c_longlong(b), ctypes.c_longlong(slots), ptr(partial)),
             (-(-slots // block), rows), block)
     count = len(idc) * voxels
@@ -316,7 +344,7 @@ def test_shim_boundary_loss(shim, dtype, shape, idc, slots, rows):
     scale = np.ascontiguousarray((upstream / count).to(dtype).numpy())
     grad = np.full(zn.shape, np.nan, dtype=zn.dtype)
     _launch(shim, getattr(shim, f"gd_boundary_backward_{suffix}"),
-            (ptr(zn), ptr(pn), ptr(flags), ctypes.c_longlong(c), ctypes.c_longlong(voxels),
+            (ptr(zn), ptr(pn), classes, ctypes.c_longlong(c), ctypes.c_longlong(voxels),
              ctypes.c_longlong(b), ptr(scale), ptr(grad)), (2, 1), 3)
     torch.testing.assert_close(torch.from_numpy(grad).to(F64), ref_grad,
                                rtol=tol * 10, atol=tol * ref_grad.abs().max().item())

@@ -5,6 +5,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "boundary_loss/boundary_loss.h"
 #include "cuda_launch.h"
@@ -16,18 +17,30 @@ namespace {
 constexpr int kThreads = 256;  // per block
 constexpr index_t kMaxGridY = 65535;
 
-auto forward_kernel(float*) { return &gd_boundary_forward_f32; }
-auto forward_kernel(double*) { return &gd_boundary_forward_f64; }
-auto backward_kernel(float*) { return &gd_boundary_backward_f32; }
-auto backward_kernel(double*) { return &gd_boundary_backward_f64; }
-
 index_t blocks(index_t threads) { return (threads + kThreads - 1) / kThreads; }
 
-// The class flags on the logits' device.
-at::Tensor idc_flags(const LossPlan& p, const at::Tensor& logits) {
-  at::Tensor flags = at::empty({p.classes}, at::TensorOptions().dtype(at::kByte));
-  std::copy(p.in_idc.begin(), p.in_idc.end(), flags.data_ptr<uint8_t>());
-  return flags.to(logits.device(), /*non_blocking=*/true);
+// Runs launch(kernel pair, class argument): the ClassMask kernels for at most 64 classes, else the
+// flags kernels with the flags set on the logits' device by one fill per class of idc (kernel
+// launches with scalar arguments: no host memory, no copy, safe under CUDA graph capture).
+template <typename T, typename Launch>
+void with_classes(const LossPlan& p, const at::Tensor& logits, Launch launch) {
+  if (p.classes <= kMaskClasses) {
+    ClassMask mask{0};
+    for (index_t c = 0; c < p.classes; ++c) mask.bits |= p.in_idc[c] ? 1ull << c : 0ull;
+    if constexpr (std::is_same_v<T, float>)
+      launch(&gd_boundary_forward_f32, &gd_boundary_backward_f32, mask);
+    else
+      launch(&gd_boundary_forward_f64, &gd_boundary_backward_f64, mask);
+    return;
+  }
+  at::Tensor flags = at::zeros({p.classes}, logits.options().dtype(at::kByte));
+  for (index_t c = 0; c < p.classes; ++c)
+    if (p.in_idc[c]) flags.narrow(0, c, 1).fill_(1);
+  const unsigned char* f = flags.const_data_ptr<uint8_t>();
+  if constexpr (std::is_same_v<T, float>)
+    launch(&gd_boundary_forward_flags_f32, &gd_boundary_backward_flags_f32, f);
+  else
+    launch(&gd_boundary_forward_flags_f64, &gd_boundary_backward_flags_f64, f);
 }
 
 }  // namespace
@@ -39,20 +52,21 @@ at::Tensor boundary_loss_forward_cuda(const at::Tensor& logits_any, const at::Te
   const LossPlan plan = make_loss_plan(logits_any, phi_any, idc);
   const at::Tensor logits = logits_any.contiguous(), phi = phi_any.contiguous();
   if (plan.samples == 0 || plan.voxels == 0) return at::zeros({plan.samples}, logits.options());
-  // Enough threads per sample to fill the device once across all samples.
-  const index_t resident = resident_threads(logits.get_device());
+  at::Tensor partial;
+  const int device = logits.get_device();
   const index_t rows = std::min(plan.samples, kMaxGridY);
-  const index_t slots = std::max<index_t>(1, std::min(plan.voxels, resident / rows));
-  at::Tensor partial = at::empty({plan.samples, slots}, logits.options().dtype(at::kDouble));
-  const at::Tensor flags = idc_flags(plan, logits);
-  const dim3 grid(static_cast<unsigned>(blocks(slots)), static_cast<unsigned>(rows));
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "boundary_loss_forward_cuda", [&] {
-    forward_kernel(static_cast<scalar_t*>(nullptr))<<<grid, kThreads, 0,
-                                                      c10::cuda::getCurrentCUDAStream()>>>(
-        logits.const_data_ptr<scalar_t>(), phi.const_data_ptr<scalar_t>(),
-        flags.const_data_ptr<uint8_t>(), plan.classes, plan.voxels, plan.samples, slots,
-        partial.data_ptr<double>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    with_classes<scalar_t>(plan, logits, [&](auto forward, auto, auto classes) {
+      // Enough threads per sample to fill the device once across all samples.
+      const index_t resident = resident_threads(device, forward, kThreads);
+      const index_t slots = std::max<index_t>(1, std::min(plan.voxels, resident / rows));
+      partial = at::empty({plan.samples, slots}, logits.options().dtype(at::kDouble));
+      const dim3 grid(static_cast<unsigned>(blocks(slots)), static_cast<unsigned>(rows));
+      forward<<<grid, kThreads, 0, c10::cuda::getCurrentCUDAStream()>>>(
+          logits.const_data_ptr<scalar_t>(), phi.const_data_ptr<scalar_t>(), classes,
+          plan.classes, plan.voxels, plan.samples, slots, partial.data_ptr<double>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
   });
   return partial.sum(1).div_(plan.count).to(logits.scalar_type());
 }
@@ -70,17 +84,18 @@ at::Tensor boundary_loss_backward_cuda(const at::Tensor& grad_out_any,
   // g_b / N, divided in double as on the CPU.
   const at::Tensor scale =
       grad_out_any.to(at::kDouble).div(plan.count).to(logits.scalar_type()).contiguous();
-  const at::Tensor flags = idc_flags(plan, logits);
-  const index_t threads =
-      std::min(plan.samples * plan.voxels, resident_threads(logits.get_device()));
+  const int device = logits.get_device();
   AT_DISPATCH_FLOATING_TYPES(logits.scalar_type(), "boundary_loss_backward_cuda", [&] {
-    backward_kernel(static_cast<scalar_t*>(nullptr))<<<static_cast<unsigned>(blocks(threads)),
-                                                       kThreads, 0,
-                                                       c10::cuda::getCurrentCUDAStream()>>>(
-        logits.const_data_ptr<scalar_t>(), phi.const_data_ptr<scalar_t>(),
-        flags.const_data_ptr<uint8_t>(), plan.classes, plan.voxels, plan.samples,
-        scale.const_data_ptr<scalar_t>(), grad.data_ptr<scalar_t>());
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    with_classes<scalar_t>(plan, logits, [&](auto, auto backward, auto classes) {
+      const index_t threads = std::min(plan.samples * plan.voxels,
+                                       resident_threads(device, backward, kThreads));
+      backward<<<static_cast<unsigned>(blocks(threads)), kThreads, 0,
+                 c10::cuda::getCurrentCUDAStream()>>>(
+          logits.const_data_ptr<scalar_t>(), phi.const_data_ptr<scalar_t>(), classes,
+          plan.classes, plan.voxels, plan.samples, scale.const_data_ptr<scalar_t>(),
+          grad.data_ptr<scalar_t>());
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
   });
   return grad;
 }

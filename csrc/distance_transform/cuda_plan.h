@@ -6,6 +6,16 @@
 // (gd_envelope_*) along axes nd-2 .. 0, each thread working through lines of a strided axis with
 // its own slice of one shared scratch buffer; the last pass finalizes inline. The passes alternate
 // between the output and a temporary of its size, so that the last one writes the output.
+//
+// The device's figures come from the launchers: `resident` threads of the envelope kernel (and
+// `first_resident` of the first-pass kernel) held at once, from the occupancy API
+// (cudaOccupancyMaxActiveBlocksPerMultiprocessor * multiprocessors * block), and the free device
+// memory, of which the envelope scratch takes at most scratch_budget(): min(1 GiB, free / 4).
+//
+// Two generations of kernels run the same passes (GPUDIST_CUDA_KERNELS selects them, 1 the
+// default; kernels/edt_kernels.cu): the second runs pass 0 with a warp (32 threads) per line and
+// keeps packed stack entries (packed_words(): 8 bytes each for float output, 16 for double)
+// where the first keeps f, z and v (envelope_words(): 24 bytes).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +27,15 @@
 namespace gpudist {
 
 constexpr index_t kCudaBlock = 128;                      // threads per block of the EDT kernels
+constexpr index_t kCudaWarp = 32;
 constexpr index_t kCudaScratchBytes = index_t(1) << 30;  // cap on the envelope scratch
+
+// Bytes of envelope scratch a transform may take with `free_bytes` of device memory free: a
+// quarter of it, at most kCudaScratchBytes (the output and its temporary need room too).
+inline index_t scratch_budget(index_t free_bytes) {
+  const index_t quarter = free_bytes / 4;
+  return quarter < kCudaScratchBytes ? quarter : kCudaScratchBytes;
+}
 
 enum PlanBuffer { kBufferSrc = 0, kBufferOut = 1, kBufferTmp = 2 };
 
@@ -28,7 +46,8 @@ struct PassLaunch {
   index_t inner;     // elements after the axis: the stride of a line (1 for pass 0)
   index_t outer;     // rows of n * inner elements per item
   index_t lines;     // lines of the whole batch
-  index_t slots;     // threads that work: the first `slots` of the grid
+  index_t slots;     // threads that work: the first `slots` of the grid (in generation 2's
+                     // pass 0, 32 per line)
   index_t blocks;    // blocks of kCudaBlock threads
   index_t in, out;   // PlanBuffer read and written
   index_t finalize;  // 1 on the last pass: it writes the convention's values
@@ -41,22 +60,35 @@ struct CudaPlan {
   std::vector<PassLaunch> passes;
 };
 
-// Threads that work on `lines` lines on a device holding `resident` threads at once, each with
-// `words` scratch words (0: none): no more than the lines, the resident threads or the scratch
-// budget allow, and at least one.
+// Threads that work on `lines` lines: all of them when the device holds that many threads at once
+// (`resident`) and the scratch budget (`words` 8-byte words per thread, 0: none) allows; otherwise
+// at most that cap, rounded down to whole blocks (whole warps below a block), with the lines
+// spread evenly over the rounds this takes (each thread does `rounds` lines, or one fewer) and
+// rounded up again to whole blocks (warps) where that stays within the cap. At least one.
 inline index_t launch_slots(index_t lines, index_t resident, index_t words,
-                            index_t scratch_bytes) {
-  index_t slots = lines < resident ? lines : resident;
+                            index_t scratch_bytes, index_t block) {
+  index_t cap = lines < resident ? lines : resident;
   if (words > 0) {
     const index_t budget = scratch_bytes / (8 * words);
-    slots = slots < budget ? slots : budget;
+    cap = cap < budget ? cap : budget;
   }
-  return slots > 0 ? slots : 1;
+  if (cap >= lines) return lines;
+  auto unit_of = [&](index_t n) { return n >= block ? block : n >= kCudaWarp ? kCudaWarp : 1; };
+  cap = cap > 0 ? cap / unit_of(cap) * unit_of(cap) : 1;
+  const index_t rounds = (lines + cap - 1) / cap;
+  const index_t even = (lines + rounds - 1) / rounds;  // <= cap
+  const index_t unit = unit_of(even);  // divides cap, a multiple of unit_of(cap) >= even
+  return (even + unit - 1) / unit * unit;
 }
 
 // The plan for `items` items of the given spatial extents (all > 0).
+// `resident` and `first_resident`: threads of the envelope and first-pass kernels the device holds
+// at once; scratch_bytes: the scratch budget (scratch_budget()); generation: 1 or 2;
+// out_bytes: 4 (float) or 8 (double).
 inline CudaPlan cuda_launch_plan(const std::vector<index_t>& shape, index_t items,
-                                 index_t resident, index_t scratch_bytes) {
+                                 index_t resident, index_t first_resident,
+                                 index_t scratch_bytes, index_t generation = 1,
+                                 index_t out_bytes = 4) {
   const index_t nd = index_t(shape.size());
   index_t volume = 1;
   for (index_t s : shape) volume *= s;
@@ -67,14 +99,20 @@ inline CudaPlan cuda_launch_plan(const std::vector<index_t>& shape, index_t item
     const index_t n = shape[axis];
     index_t inner = 1;
     for (index_t b = axis + 1; b < nd; ++b) inner *= shape[b];
-    const index_t words = pass == 0 ? 0 : envelope_words(n);
+    const index_t words = pass == 0          ? 0
+                          : generation == 1  ? envelope_words(n)
+                          : out_bytes == 4   ? packed_words<float>(n)
+                                             : packed_words<double>(n);
+    const index_t threads_per_line = pass == 0 && generation == 2 ? kCudaWarp : 1;
     PassLaunch launch{};
     launch.axis = axis;
     launch.n = n;
     launch.inner = inner;
     launch.outer = volume / (n * inner);
     launch.lines = items * (volume / n);
-    launch.slots = launch_slots(launch.lines, resident, words, scratch_bytes);
+    launch.slots = launch_slots(launch.lines * threads_per_line,
+                                pass == 0 ? first_resident : resident, words, scratch_bytes,
+                                plan.block);
     launch.blocks = (launch.slots + plan.block - 1) / plan.block;
     launch.in = pass == 0 ? kBufferSrc : buffer(pass - 1);
     launch.out = buffer(pass);
@@ -86,13 +124,18 @@ inline CudaPlan cuda_launch_plan(const std::vector<index_t>& shape, index_t item
 }
 
 // The plan as integers, for the op gpudist::cuda_launch_plan: block, scratch_words, the number of
-// passes, then kPassFields values per pass in PassLaunch's order. No scratch_bytes: the cap.
+// passes, then kPassFields values per pass in PassLaunch's order. free_bytes: the device memory
+// free (None: enough for the scratch cap); first_resident: None for `resident`; generation 1 or
+// 2 and out_bytes 4 or 8, as the Python wrapper checks (gpudist/backends/extension.py).
 inline std::vector<int64_t> cuda_launch_plan_flat(std::vector<int64_t> spatial, int64_t items,
                                                   int64_t resident,
-                                                  std::optional<int64_t> scratch_bytes) {
-  const CudaPlan plan = cuda_launch_plan(std::vector<index_t>(spatial.begin(), spatial.end()),
-                                         items, resident,
-                                         scratch_bytes.value_or(kCudaScratchBytes));
+                                                  std::optional<int64_t> free_bytes,
+                                                  std::optional<int64_t> first_resident,
+                                                  int64_t generation, int64_t out_bytes) {
+  const CudaPlan plan = cuda_launch_plan(
+      std::vector<index_t>(spatial.begin(), spatial.end()), items, resident,
+      first_resident.value_or(resident),
+      free_bytes ? scratch_budget(*free_bytes) : kCudaScratchBytes, generation, out_bytes);
   std::vector<int64_t> flat = {plan.block, plan.scratch_words, int64_t(plan.passes.size())};
   for (const PassLaunch& p : plan.passes)
     flat.insert(flat.end(), {p.axis, p.n, p.inner, p.outer, p.lines, p.slots, p.blocks, p.in,

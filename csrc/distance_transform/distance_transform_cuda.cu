@@ -7,6 +7,8 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <cstdlib>
+
 #include "cuda_launch.h"
 #include "distance_transform/cuda_plan.h"
 #include "distance_transform/distance_transform.h"
@@ -24,11 +26,34 @@ auto first_pass_kernel(const int32_t*, double*) { return &gd_first_pass_i32_f64;
 auto first_pass_kernel(const long long*, double*) { return &gd_first_pass_i64_f64; }
 auto envelope_kernel(float*) { return &gd_envelope_f32; }
 auto envelope_kernel(double*) { return &gd_envelope_f64; }
+auto first_pass2_kernel(const uint8_t*, float*) { return &gd_first_pass2_u8_f32; }
+auto first_pass2_kernel(const int32_t*, float*) { return &gd_first_pass2_i32_f32; }
+auto first_pass2_kernel(const long long*, float*) { return &gd_first_pass2_i64_f32; }
+auto first_pass2_kernel(const uint8_t*, double*) { return &gd_first_pass2_u8_f64; }
+auto first_pass2_kernel(const int32_t*, double*) { return &gd_first_pass2_i32_f64; }
+auto first_pass2_kernel(const long long*, double*) { return &gd_first_pass2_i64_f64; }
+auto envelope2_kernel(float*) { return &gd_envelope2_f32; }
+auto envelope2_kernel(double*) { return &gd_envelope2_f64; }
+
+// GPUDIST_CUDA_KERNELS: 2 selects the second generation of kernels, anything else the first.
+int kernel_generation() {
+  const char* value = std::getenv("GPUDIST_CUDA_KERNELS");
+  return value && value[0] == '2' && value[1] == 0 ? 2 : 1;
+}
 
 template <typename T, typename L>
 void run_plan(const L* src, at::Tensor& out, const Plan& p) {
-  const CudaPlan plan = cuda_launch_plan(p.shape, p.items, resident_threads(out.get_device()),
-                                         kCudaScratchBytes);
+  const int device = out.get_device();
+  const int block = int(kCudaBlock);
+  const int generation = kernel_generation();
+  T* const type = nullptr;
+  const auto first =
+      generation == 2 ? first_pass2_kernel(src, type) : first_pass_kernel(src, type);
+  const auto envelope = generation == 2 ? envelope2_kernel(type) : envelope_kernel(type);
+  const CudaPlan plan =
+      cuda_launch_plan(p.shape, p.items, resident_threads(device, envelope, block),
+                       resident_threads(device, first, block),
+                       scratch_budget(free_device_bytes(device)), generation, sizeof(T));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const Finalize& fin = p.fin;
   at::Tensor tmp = plan.passes.size() > 1 ? at::empty_like(out) : out;
@@ -36,14 +61,14 @@ void run_plan(const L* src, at::Tensor& out, const Plan& p) {
   auto data = [&](index_t buffer) { return (buffer == kBufferOut ? out : tmp).data_ptr<T>(); };
   for (const PassLaunch& l : plan.passes) {
     const auto grid = static_cast<unsigned>(l.blocks);
-    const auto block = static_cast<unsigned>(plan.block);
+    const auto threads = static_cast<unsigned>(plan.block);
     const double w = p.w[l.axis];
     if (l.in == kBufferSrc) {
-      first_pass_kernel(src, data(l.out))<<<grid, block, 0, stream>>>(
+      first<<<grid, threads, 0, stream>>>(
           src, data(l.out), l.n, l.inner, l.outer, l.lines, p.classes, w, p.two_sided,
           p.black_border, l.finalize, fin.convention, fin.scale, fin.shift);
     } else {
-      envelope_kernel(data(l.out))<<<grid, block, 0, stream>>>(
+      envelope<<<grid, threads, 0, stream>>>(
           data(l.in), data(l.out), l.n, l.inner, l.lines, l.slots, w, p.two_sided,
           p.black_border, l.finalize, fin.convention, fin.scale, fin.shift,
           scratch.data_ptr<double>());

@@ -2,7 +2,7 @@
 //
 // For logits z and level-set maps phi of shape (B, C, S) (S voxels per class plane, read at
 // class stride S), the softmax p_k = exp(z_k - m) / sum_c exp(z_c - m), m = max_c z_c, and a class
-// subset idc (in_idc[k] = 1 for k in idc), the loss of sample b is
+// subset idc (in_idc[k] true for k in idc: C flags, or a ClassMask), the loss of sample b is
 //     l_b = sum_{v} dot_v / N,   dot_v = sum_{k in idc} p_kv phi_kv,   N = |idc| * S,
 // and its gradient with respect to the logits, for an incoming gradient g_b and scale = g_b / N, is
 //     dl/dz_kv = scale * p_kv (phi_kv [k in idc] - dot_v).
@@ -24,6 +24,15 @@ namespace gpudist {
 #if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 using std::exp;
 #endif
+
+// The class subset of at most 64 classes as a bit mask, bit k for class k: passed by value as a
+// kernel argument, so that a launch needs no flags in device memory (nothing copied per call,
+// safe under CUDA graph capture).
+struct ClassMask {
+  unsigned long long bits;
+  GD_HD bool operator[](index_t c) const { return (bits >> c) & 1ull; }
+};
+constexpr index_t kMaskClasses = 64;
 
 // exp(x) for the shifted logits x = z - m <= 0 of a softmax, in float32 within 2 ulp: Cody-Waite
 // range reduction x = n ln2 + r, a degree-6 polynomial on r (Cephes' expf), then 2^n from the
@@ -58,9 +67,8 @@ GD_HD double softmax_exp(double x) { return exp(x); }
 // Softmax sums of kLanes adjacent voxels: m (max logit), total (sum_c exp(z_c - m)) and dot
 // (sum_{k in idc} exp(z_k - m) phi_k), per lane. z and phi point at class 0 of the first voxel.
 // With kKeep, each exp(z_c - m) is also written to `keep` (z's layout) for a second use.
-template <int kLanes, bool kKeep, typename T>
-GD_HD void softmax_sums(const T* z, const T* phi, index_t stride, index_t classes,
-                        const unsigned char* in_idc, T* m, T* total, T* dot, T* keep) {
+template <int kLanes, bool kKeep, typename T, typename Idc>
+GD_HD void softmax_sums(const T* z, const T* phi, index_t stride, index_t classes, Idc in_idc, T* m, T* total, T* dot, T* keep) {
   GD_SIMD for (int l = 0; l < kLanes; ++l) m[l] = z[l];
   for (index_t c = 1; c < classes; ++c) {
     const T* zc = z + c * stride;
@@ -88,9 +96,9 @@ GD_HD void softmax_sums(const T* z, const T* phi, index_t stride, index_t classe
 }
 
 // The loss terms dot_v (before the division by N) of the kLanes voxels, written to `terms`.
-template <int kLanes, typename T>
-GD_HD void boundary_terms(const T* z, const T* phi, index_t stride, index_t classes,
-                          const unsigned char* in_idc, T* terms) {
+template <int kLanes, typename T, typename Idc>
+GD_HD void boundary_terms(const T* z, const T* phi, index_t stride, index_t classes, Idc in_idc,
+                          T* terms) {
   T m[kLanes], total[kLanes];
   softmax_sums<kLanes, false>(z, phi, stride, classes, in_idc, m, total, terms,
                               static_cast<T*>(nullptr));
@@ -100,9 +108,9 @@ GD_HD void boundary_terms(const T* z, const T* phi, index_t stride, index_t clas
 // dl/dz of the kLanes voxels, written to grad (the layout of z): scale * p_k (phi_k [k in idc] -
 // dot). kKeep parks the exps in grad between the two loops (the CPU: they stay in cache) instead
 // of computing them twice (CUDA: a second global-memory round trip would cost more).
-template <int kLanes, bool kKeep, typename T>
-GD_HD void boundary_grad(const T* z, const T* phi, index_t stride, index_t classes,
-                         const unsigned char* in_idc, T scale, T* grad) {
+template <int kLanes, bool kKeep, typename T, typename Idc>
+GD_HD void boundary_grad(const T* z, const T* phi, index_t stride, index_t classes, Idc in_idc,
+                         T scale, T* grad) {
   T m[kLanes], total[kLanes], dot[kLanes];
   softmax_sums<kLanes, kKeep>(z, phi, stride, classes, in_idc, m, total, dot, grad);
   T s[kLanes];  // total becomes scale / total

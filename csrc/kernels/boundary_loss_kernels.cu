@@ -2,8 +2,11 @@
 // boundary_loss.cuh's, one voxel per thread). Plain CUDA C, compiled by nvcc into the extension
 // (csrc/boundary_loss_cuda.cu includes this file); no shared memory or barriers.
 //
-// Layout: logits z, maps phi and the gradient are (samples, classes, voxels), contiguous; in_idc
-// holds `classes` flags. Adjacent threads take adjacent voxels, so every access coalesces.
+// Layout: logits z, maps phi and the gradient are (samples, classes, voxels), contiguous. The
+// class subset comes as a ClassMask argument (gd_boundary_*_f32/f64: at most 64 classes) or as
+// `classes` flags in device memory (gd_boundary_*_flags_*: any number of classes); either way
+// nothing is copied from the host per call. Adjacent threads take adjacent voxels, so every
+// access coalesces.
 #include "boundary_loss.cuh"
 
 namespace gpudist {
@@ -12,9 +15,9 @@ namespace gpudist {
 // dot_v of voxels v = t, t + slots, ... of each sample b = blockIdx.y, blockIdx.y + gridDim.y, ...
 // and writes them to partial[b * slots + t]; the launcher sums them per sample (in a fixed order,
 // so the result is deterministic) and divides by N.
-template <typename T>
-__device__ void boundary_forward(const T* z, const T* phi, const unsigned char* in_idc,
-                                 index_t classes, index_t voxels, index_t samples, index_t slots,
+template <typename T, typename Idc>
+__device__ void boundary_forward(const T* z, const T* phi, Idc in_idc, index_t classes,
+                                 index_t voxels, index_t samples, index_t slots,
                                  double* partial) {
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= slots) return;
@@ -31,10 +34,9 @@ __device__ void boundary_forward(const T* z, const T* phi, const unsigned char* 
 }
 
 // dl/dz of every voxel (grid-stride over samples * voxels), scale[b] = g_b / N.
-template <typename T>
-__device__ void boundary_backward(const T* z, const T* phi, const unsigned char* in_idc,
-                                  index_t classes, index_t voxels, index_t samples,
-                                  const T* scale, T* grad) {
+template <typename T, typename Idc>
+__device__ void boundary_backward(const T* z, const T* phi, Idc in_idc, index_t classes,
+                                  index_t voxels, index_t samples, const T* scale, T* grad) {
   const index_t threads = index_t(gridDim.x) * blockDim.x;
   for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < samples * voxels;
        i += threads) {
@@ -45,17 +47,19 @@ __device__ void boundary_backward(const T* z, const T* phi, const unsigned char*
 
 }  // namespace gpudist
 
-#define GD_BOUNDARY(SUFFIX, T)                                                                  \
+#define GD_BOUNDARY(SUFFIX, T, IDC)                                                             \
   extern "C" __global__ void gd_boundary_forward_##SUFFIX(                                     \
-      const T* z, const T* phi, const unsigned char* in_idc, long long classes,                \
-      long long voxels, long long samples, long long slots, double* partial) {                 \
+      const T* z, const T* phi, IDC in_idc, long long classes, long long voxels,               \
+      long long samples, long long slots, double* partial) {                                   \
     gpudist::boundary_forward(z, phi, in_idc, classes, voxels, samples, slots, partial);       \
   }                                                                                             \
   extern "C" __global__ void gd_boundary_backward_##SUFFIX(                                    \
-      const T* z, const T* phi, const unsigned char* in_idc, long long classes,                \
-      long long voxels, long long samples, const T* scale, T* grad) {                          \
+      const T* z, const T* phi, IDC in_idc, long long classes, long long voxels,               \
+      long long samples, const T* scale, T* grad) {                                            \
     gpudist::boundary_backward(z, phi, in_idc, classes, voxels, samples, scale, grad);         \
   }
-GD_BOUNDARY(f32, float)
-GD_BOUNDARY(f64, double)
+GD_BOUNDARY(f32, float, gpudist::ClassMask)
+GD_BOUNDARY(f64, double, gpudist::ClassMask)
+GD_BOUNDARY(flags_f32, float, const unsigned char*)
+GD_BOUNDARY(flags_f64, double, const unsigned char*)
 #undef GD_BOUNDARY

@@ -70,6 +70,61 @@ __device__ void envelope_pass(const T* in, T* out, index_t n, index_t inner, ind
   }
 }
 
+// --- Second generation (GPUDIST_CUDA_KERNELS=2): the same passes and plan, other kernels ---
+//
+// Pass 1: one warp per line (first_pass_warp: coalesced loads and stores), grid-stride over the
+// lines by warps. Envelope passes: one thread per line as before, but each warp first asks
+// whether all its lines are short-range (every |in| <= window_limit(w)); if so all 32 lanes run
+// the windowed envelope straight from global memory (window_line), otherwise all 32 run the
+// stack envelope with packed 8-byte entries (lower_envelope_packed; 16 bytes for double). The
+// choice is warp-uniform (__all_sync), so the warp never diverges between the two. Lanes without
+// a line take part in the votes and do nothing else.
+
+template <typename L, typename T>
+__device__ void first_pass2(const L* src, T* out, index_t n, index_t outer, index_t lines,
+                            index_t classes, double w, int two_sided, int black_border,
+                            int finalize, int convention, double scale, double shift) {
+  const Finalize fin{convention, scale, shift};
+  const int lane = int(threadIdx.x % 32);
+  const index_t warps = index_t(gridDim.x) * blockDim.x / 32;
+  for (index_t line = (index_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; line < lines;
+       line += warps) {
+    const index_t item = line / outer;
+    const index_t src_r = classes ? (item / classes) * outer + line % outer : line;
+    const index_t fg = classes ? item % classes : 1;
+    first_pass_warp(src + src_r * n, fg, out + line * n, n, w, two_sided != 0,
+                    black_border != 0, finalize ? &fin : nullptr, lane);
+  }
+}
+
+template <typename T>
+__device__ void envelope_pass2(const T* in, T* out, index_t n, index_t inner, index_t lines,
+                               index_t slots, double w, int two_sided, int black_border,
+                               int finalize, int convention, double scale, double shift,
+                               double* scratch) {
+  const Finalize fin{convention, scale, shift};
+  const Finalize* f = finalize ? &fin : nullptr;
+  const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (t - t % 32 >= slots) return;  // a whole warp without lines
+  Site<T>* s = reinterpret_cast<Site<T>*>(scratch) + t;
+  const double limit = window_limit(w);
+  for (index_t first = t - t % 32; first < lines; first += slots) {
+    const index_t line = first + t % 32;
+    const bool active = t < slots && line < lines;
+    const index_t base = active ? (line / inner) * n * inner + line % inner : 0;
+    const bool near = !active || line_top(in + base, inner, n) <= limit;
+    if (__all_sync(kFullWarp, near)) {
+      if (active) window_line(in + base, inner, out + base, inner, n, w, black_border != 0, f);
+    } else if (active) {
+      lower_envelope_packed(in + base, inner, out + base, inner, n, w, true, black_border != 0,
+                            two_sided == 0, s, slots, f);
+      if (two_sided)
+        lower_envelope_packed(in + base, inner, out + base, inner, n, w, false, false, false, s,
+                              slots, f);
+    }
+  }
+}
+
 }  // namespace gpudist
 
 // Explicit instantiations under plain C names (NVRTC looks them up as written): src type
@@ -101,3 +156,32 @@ GD_FIRST_PASS(gd_first_pass_i64_f64, long long, double)
 GD_ENVELOPE(gd_envelope_f32, float)
 GD_ENVELOPE(gd_envelope_f64, double)
 #undef GD_ENVELOPE
+
+// The second generation, with the first's arguments (`inner` of pass 1 is 1: unused).
+#define GD_FIRST_PASS2(NAME, L, T)                                                             \
+  extern "C" __global__ void NAME(const L* src, T* out, long long n, long long /*inner*/,       \
+                                  long long outer, long long lines, long long classes, double w, \
+                                  int two_sided, int black_border, int finalize, int convention, \
+                                  double scale, double shift) {                                  \
+    gpudist::first_pass2(src, out, n, outer, lines, classes, w, two_sided, black_border,         \
+                         finalize, convention, scale, shift);                                    \
+  }
+GD_FIRST_PASS2(gd_first_pass2_u8_f32, unsigned char, float)
+GD_FIRST_PASS2(gd_first_pass2_i32_f32, int, float)
+GD_FIRST_PASS2(gd_first_pass2_i64_f32, long long, float)
+GD_FIRST_PASS2(gd_first_pass2_u8_f64, unsigned char, double)
+GD_FIRST_PASS2(gd_first_pass2_i32_f64, int, double)
+GD_FIRST_PASS2(gd_first_pass2_i64_f64, long long, double)
+#undef GD_FIRST_PASS2
+
+#define GD_ENVELOPE2(NAME, T)                                                                  \
+  extern "C" __global__ void NAME(const T* in, T* out, long long n, long long inner,          \
+                                  long long lines, long long slots, double w, int two_sided,  \
+                                  int black_border, int finalize, int convention,             \
+                                  double scale, double shift, double* scratch) {              \
+    gpudist::envelope_pass2(in, out, n, inner, lines, slots, w, two_sided, black_border,       \
+                            finalize, convention, scale, shift, scratch);                      \
+  }
+GD_ENVELOPE2(gd_envelope2_f32, float)
+GD_ENVELOPE2(gd_envelope2_f64, double)
+#undef GD_ENVELOPE2

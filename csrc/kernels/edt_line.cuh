@@ -429,4 +429,223 @@ GD_HD void envelope_line(const T* in, index_t in_stride, T* out, index_t out_str
     lower_envelope(in, in_stride, out, out_stride, n, w, false, false, false, f, v, z, ss, fin);
 }
 
+// --- Second-generation CUDA per-line logic (GPUDIST_CUDA_KERNELS=2) -----------------------------
+
+// A parabola of the stack envelope, packed: its cost and root, 8 bytes for float output (a
+// float32 cost is exact: the costs are values of the output type), 16 for double. The
+// intersections z are recomputed from neighbouring entries instead of stored.
+template <typename T>
+struct Site {
+  T f;
+  int v;
+};
+
+// 8-byte scratch words of one lower_envelope_packed() over n elements.
+template <typename T>
+GD_HD index_t packed_words(index_t n) {
+  return (n + 2) * index_t(sizeof(Site<T>) / 8);
+}
+
+// Device code only below (nvcc, NVRTC, and the CPU block emulator of tests/cuda_shim,
+// GD_EMULATOR): warp operations. Same results as the first generation: every value is computed
+// by the same double expressions.
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__) || defined(GD_EMULATOR)
+
+#if !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
+using std::floor;
+#endif
+
+constexpr unsigned kFullWarp = 0xffffffffu;
+
+// first_pass_line() over one contiguous line by the 32 lanes of a warp, element x = base + lane
+// of segments base = 0, 32, ...: every load and store of the warp touches 32 adjacent elements.
+// The nearest element of the other class to the left (right) comes from the segment's ballots of
+// the two classes and, past the segment, from the last (next) one carried across segments.
+// The forward sweep parks each element's left distance in out; the backward sweep reads it back
+// (the same lane wrote it). All 32 lanes must call it.
+template <typename L, typename T>
+GD_HD void first_pass_warp(const L* src, index_t fg, T* out, index_t n, double w, bool two_sided,
+                           bool black_border, const Finalize* fin, int lane) {
+  const double inf = inf_value();
+  const L cls = L(fg);
+  const bool fits = index_t(L(fg)) == fg;
+  const unsigned upto = (2u << lane) - 1u;  // lanes <= lane
+  const unsigned from = ~((1u << lane) - 1u);  // lanes >= lane
+  index_t last_bg = black_border ? -1 : -2, last_fg = -2;  // -2: none yet
+  for (index_t base = 0; base < n; base += 32) {
+    const index_t x = base + lane;
+    const bool valid = x < n;
+    const bool inside = valid && fits && src[valid ? x : 0] == cls;
+    const unsigned bg = __ballot_sync(kFullWarp, valid && !inside);
+    const unsigned fgb = __ballot_sync(kFullWarp, inside);
+    const unsigned other = (inside ? bg : fgb) & upto;
+    const index_t carry = inside ? last_bg : last_fg;
+    const index_t left = other ? base + 31 - __clz(other) : carry;
+    if (valid) out[x] = T(left == -2 ? inf : double(x - left));
+    if (bg) last_bg = base + 31 - __clz(bg);
+    if (fgb) last_fg = base + 31 - __clz(fgb);
+  }
+  index_t next_bg = black_border ? n : -2, next_fg = -2;
+  for (index_t base = (n - 1) / 32 * 32; base >= 0; base -= 32) {
+    const index_t x = base + lane;
+    const bool valid = x < n;
+    const bool inside = valid && fits && src[valid ? x : 0] == cls;
+    const unsigned bg = __ballot_sync(kFullWarp, valid && !inside);
+    const unsigned fgb = __ballot_sync(kFullWarp, inside);
+    const unsigned other = (inside ? bg : fgb) & from;
+    const index_t carry = inside ? next_bg : next_fg;
+    const index_t right = other ? base + __ffs(other) - 1 : carry;
+    if (valid) {
+      const double l = double(out[x]), r = right == -2 ? inf : double(right - x);
+      const double d = l < r ? l : r;
+      const double g = inside || two_sided ? w * d * d : 0.0;
+      store(out + x, g, inside, fin);
+    }
+    if (bg) next_bg = base + __ffs(bg) - 1;
+    if (fgb) next_fg = base + __ffs(fgb) - 1;
+  }
+}
+
+// The envelope pass of envelope_line() on one line computed directly as
+//   g'(x) = min over y of cost(y) + w (x - y)^2,  cost(y) = |in[y]| for y of x's class, else 0
+// (the class is the sign bit), over growing offsets k = |x - y| until w k^2 >= the minimum so
+// far; with black_border the positions -1 and n are zero-cost sites. Reads straight from `in`
+// (adjacent threads on adjacent lines: coalesced). Fast when every |in| is at most
+// window_limit(w): each element then stops by offset kWindowReach + 1.
+constexpr index_t kWindowReach = 8;
+GD_HD double window_limit(double w) {
+  return w * double(kWindowReach + 1) * double(kWindowReach + 1);
+}
+
+template <typename T>
+GD_HD void window_line(const T* in, index_t in_stride, T* out, index_t out_stride, index_t n,
+                       double w, bool black_border, const Finalize* fin) {
+  for (index_t x = 0; x < n; ++x) {
+    const T c = in[x * in_stride];
+    const bool inside = is_inside(c);
+    double d = fabs(double(c));
+    if (black_border && inside) {  // border sites for the foreground's envelope only
+      const double left = double(x + 1), right = double(n - x);
+      const double b = w * (left < right ? left * left : right * right);
+      d = b < d ? b : d;
+    }
+    for (index_t k = 1; k < n; ++k) {
+      const double wk = w * double(k) * double(k);
+      if (!(wk < d)) break;
+      if (x >= k) {
+        const T y = in[(x - k) * in_stride];
+        const double cost = (is_inside(y) == inside ? fabs(double(y)) : 0.0) + wk;
+        d = cost < d ? cost : d;
+      }
+      if (x + k < n) {
+        const T y = in[(x + k) * in_stride];
+        const double cost = (is_inside(y) == inside ? fabs(double(y)) : 0.0) + wk;
+        d = cost < d ? cost : d;
+      }
+    }
+    store(out + x * out_stride, d, inside, fin);
+  }
+}
+
+// The largest |in| of a line.
+template <typename T>
+GD_HD double line_top(const T* in, index_t in_stride, index_t n) {
+  double top = 0.0;
+  for (index_t x = 0; x < n; ++x) {
+    const double a = fabs(double(in[x * in_stride]));
+    top = a > top ? a : top;
+  }
+  return top;
+}
+
+// Whether the parabola rooted at q (cost fq) takes over from the one at p before the one at p
+// took over from the one at r (r < p < q): meet(p, q) > meet(r, p), the push test of
+// lower_envelope(). `integral`: w == 1, integer costs below 2^32 and roots below 2^16, where the
+// test is made without division, in integer-valued double arithmetic that is exact (numerator
+// times the other's denominator: products below 2^50).
+GD_HD bool takes_over_later(index_t r, double fr, index_t p, double fp, index_t q, double fq,
+                            double w, bool integral) {
+  if (integral) {
+    const double a = (fq + double(q) * double(q)) - (fp + double(p) * double(p));
+    const double b = (fp + double(p) * double(p)) - (fr + double(r) * double(r));
+    return a * double(p - r) > b * double(q - p);
+  }
+  return meet(p, fp, q, fq, w) > meet(r, fr, p, fp, w);
+}
+
+// Whether the parabola at q (cost fq) is below the one at p < q from some x' < x on: meet < x.
+GD_HD bool took_over_before(index_t p, double fp, index_t q, double fq, double x, double w,
+                            bool integral) {
+  if (integral)
+    return (fq + double(q) * double(q)) - (fp + double(p) * double(p)) <
+           2.0 * x * double(q - p);
+  return meet(p, fp, q, fq, w) < x;
+}
+
+// lower_envelope() with the packed stack `s` (stride ss): the same sites, tests and values.
+template <typename T>
+GD_HD void lower_envelope_packed(const T* in, index_t in_stride, T* out, index_t out_stride,
+                                 index_t n, double w, bool targets_inside, bool border_sites,
+                                 bool zero_others, Site<T>* s, index_t ss, const Finalize* fin) {
+  const double inf = inf_value();
+  bool integral = w == 1.0 && n < (index_t(1) << 16);  // see takes_over_later()
+  index_t k = -1;
+  auto push = [&](index_t q, double fq) {
+    integral = integral && fq < 4294967296.0 && fq == floor(fq);
+    while (k > 0) {
+      const Site<T> top = s[k * ss], below = s[(k - 1) * ss];
+      if (takes_over_later(below.v, double(below.f), top.v, double(top.f), q, fq, w, integral))
+        break;
+      --k;
+    }
+    ++k;
+    s[k * ss] = Site<T>{T(fq), int(q)};
+  };
+  if (border_sites) push(-1, 0.0);
+  bool any_target = false;
+  bool prev = !border_sites;
+  bool cur = n > 0 && is_inside(in[0]) == targets_inside;
+  for (index_t q = 0; q < n; ++q) {
+    const bool next = q + 1 < n ? is_inside(in[(q + 1) * in_stride]) == targets_inside
+                                : !border_sites;
+    any_target |= cur;
+    if (cur) {
+      const double fq = fabs(double(in[q * in_stride]));
+      if (!isinf(fq)) push(q, fq);
+    } else if (prev || next) {
+      push(q, 0.0);
+    }
+    prev = cur;
+    cur = next;
+  }
+  if (border_sites) push(n, 0.0);
+  if (!any_target && !zero_others) return;
+
+  index_t j = 0;
+  Site<T> at = k >= 0 ? s[0] : Site<T>{T(0), 0};
+  for (index_t x = 0; x < n; ++x) {
+    const bool inside = is_inside(in[x * in_stride]);
+    if (inside != targets_inside) {
+      if (zero_others) store(out + x * out_stride, 0.0, inside, fin);
+      continue;
+    }
+    double g = inf;
+    if (k >= 0) {
+      while (j < k) {
+        const Site<T> after = s[(j + 1) * ss];
+        if (!took_over_before(at.v, double(at.f), after.v, double(after.f), double(x), w,
+                              integral))
+          break;
+        ++j;
+        at = after;
+      }
+      const double dx = double(x - at.v);
+      g = double(at.f) + w * dx * dx;
+    }
+    store(out + x * out_stride, g, inside, fin);
+  }
+}
+
+#endif  // device code
+
 }  // namespace gpudist

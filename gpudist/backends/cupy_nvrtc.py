@@ -10,6 +10,7 @@ custom op `gpudist::distance_transform_cupy`, opaque to torch.compile. CuPy is o
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Sequence
@@ -25,6 +26,9 @@ from .extension import PassLaunch
 NVRTC_OPTIONS = ("--std=c++17",)
 SRC_CODES = {torch.bool: "u8", torch.uint8: "u8", torch.int32: "i32", torch.int64: "i64"}
 OUT_CODES = {torch.float32: "f32", torch.float64: "f64"}
+KERNEL_NAMES = tuple(f"gd_{kind}{gen}_{s}{o}" for gen in ("", "2")
+                     for kind, s in [("first_pass", f"{s}_") for s in ("u8", "i32", "i64")]
+                     + [("envelope", "")] for o in ("f32", "f64"))
 
 
 def kernel_dir() -> str:
@@ -51,10 +55,12 @@ def kernel_source() -> tuple[str, tuple[str, ...]]:
 
 def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dtype,
                 num_classes: int, spacing: Sequence[float], convention: str,
-                black_border: bool, dtype: torch.dtype) -> tuple[str, tuple[Any, ...]]:
+                black_border: bool, dtype: torch.dtype,
+                generation: int = 1) -> tuple[str, tuple[Any, ...]]:
     """The kernel name and arguments of one launch of the plan, as the extension's launcher
     passes them (csrc/distance_transform/distance_transform_cuda.cu); `buffers` maps "src",
-    "out", "tmp" and "scratch" to what the kernel gets for them (device pointers or arrays)."""
+    "out", "tmp" and "scratch" to what the kernel gets for them (device pointers or arrays);
+    generation 2: the second generation's kernels (same arguments)."""
     scale = max(spacing)
     w = (spacing[launch.axis] / scale) ** 2
     fin = (np.int32(convention_code(convention)), np.float64(scale),
@@ -63,12 +69,13 @@ def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dt
               np.int32(launch.finalize)) + fin
     geometry = (np.int64(launch.n), np.int64(launch.inner))
     out = OUT_CODES[dtype]
+    gen = "2" if generation == 2 else ""
     if launch.src == "src":
-        return (f"gd_first_pass_{SRC_CODES[src_dtype]}_{out}",
+        return (f"gd_first_pass{gen}_{SRC_CODES[src_dtype]}_{out}",
                 (buffers["src"], buffers[launch.dst]) + geometry
                 + (np.int64(launch.outer), np.int64(launch.lines), np.int64(num_classes))
                 + common)
-    return (f"gd_envelope_{out}",
+    return (f"gd_envelope{gen}_{out}",
             (buffers[launch.src], buffers[launch.dst]) + geometry
             + (np.int64(launch.lines), np.int64(launch.slots)) + common
             + (buffers["scratch"],))
@@ -106,37 +113,95 @@ def _as_cupy(t: torch.Tensor) -> Any:
     return arr
 
 
+@functools.cache
+def blocks_per_sm(name: str, device_index: int) -> int:
+    """Blocks of the plan's block size of kernel `name` that one multiprocessor holds at once
+    (the driver's occupancy API)."""
+    import cupy
+
+    kernel = _module(device_index).get_function(name)
+    block = extension.CUDA_BLOCK
+    with cupy.cuda.Device(device_index):
+        try:
+            return max(1, cupy.cuda.driver.occupancyMaxActiveBlocksPerMultiprocessor(
+                kernel.kernel.ptr, block, 0))
+        except AttributeError:  # a CuPy without it: registers (allocated per warp by 256)
+            props = torch.cuda.get_device_properties(device_index)
+            per_warp = -(-kernel.num_regs * 32 // 256) * 256
+            return max(1, min(props.max_threads_per_multi_processor // block,
+                              props.regs_per_multiprocessor // (per_warp * (block // 32))))
+
+
+def resident(device: torch.device, kind: str, dtype: torch.dtype = torch.float32,
+             generation: int = 1) -> int:
+    """Threads of the envelope (kind "envelope") or first-pass ("first_pass") kernel the device
+    holds at once, as the extension's launcher asks it (csrc/cuda_launch.h)."""
+    gen = "2" if generation == 2 else ""
+    name = (f"gd_envelope{gen}_{OUT_CODES[dtype]}" if kind == "envelope"
+            else f"gd_first_pass{gen}_u8_{OUT_CODES[dtype]}")
+    sms = torch.cuda.get_device_properties(device).multi_processor_count
+    return sms * blocks_per_sm(name, device.index) * extension.CUDA_BLOCK
+
+
+def free_bytes(device: torch.device) -> int:
+    """Device memory free, plus what torch's caching allocator holds unused."""
+    free, _ = torch.cuda.mem_get_info(device)
+    return free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+
+
+class Launches:
+    """The kernel launches of one transform, ready to run (`calls`, one per pass) inside
+    `context()` (the device and torch's current stream); `out` is written by the last."""
+
+    def __init__(self, src: torch.Tensor, num_classes: int, spacing: Sequence[float],
+                 convention: str, black_border: bool, dtype: torch.dtype) -> None:
+        self.device = src.device
+        self.out = torch.empty(out_sizes(src, num_classes), dtype=dtype, device=src.device)
+        self.calls: list[Any] = []
+        if self.out.numel() == 0:
+            return
+        generation = extension.cuda_kernel_generation()
+        plan = extension.cuda_launch_plan(
+            src.shape[1:], src.shape[0] * max(num_classes, 1),
+            resident(src.device, "envelope", dtype, generation), free_bytes(src.device),
+            resident(src.device, "first_pass", dtype, generation), generation, dtype)
+        self._buffers = {"src": src, "out": self.out}  # kept alive with the launches
+        if len(plan.passes) > 1:
+            self._buffers["tmp"] = torch.empty_like(self.out)
+        if plan.scratch_words:
+            self._buffers["scratch"] = torch.empty(plan.scratch_words, dtype=torch.float64,
+                                                   device=src.device)
+        with self.context():
+            views = {name: _as_cupy(t) for name, t in self._buffers.items()}
+            module = _module(src.device.index)
+            for launch in plan.passes:
+                name, args = kernel_args(launch, views, src.dtype, num_classes, spacing,
+                                         convention, black_border, dtype, generation)
+                self.calls.append(functools.partial(module.get_function(name), (launch.blocks,),
+                                                    (plan.block,), args))
+
+    def context(self) -> Any:
+        """The device and torch's current stream, as CuPy's current ones."""
+        import cupy
+
+        stack = contextlib.ExitStack()
+        stack.enter_context(cupy.cuda.Device(self.device.index))
+        stack.enter_context(_stream(self.device))
+        return stack
+
+
 @torch.library.custom_op("gpudist::distance_transform_cupy", mutates_args=(), device_types="cuda")
 def distance_transform_cupy(src: torch.Tensor, num_classes: int, spacing: list[float],
                             convention: str, black_border: bool, dtype: torch.dtype,
                             max_distance: float | None = None) -> torch.Tensor:
     """The op `gpudist::distance_transform` (same contract) run by the NVRTC-compiled kernels;
     max_distance is checked, then unused (every distance is computed)."""
-    import cupy
-
     check_arguments(src, num_classes, spacing, convention, black_border, dtype, max_distance)
-    src = src.contiguous()
-    device = src.device
-    out = torch.empty(out_sizes(src, num_classes), dtype=dtype, device=device)
-    if out.numel() == 0:
-        return out
-    props = torch.cuda.get_device_properties(device)
-    resident = props.multi_processor_count * props.max_threads_per_multi_processor
-    plan = extension.cuda_launch_plan(src.shape[1:], src.shape[0] * max(num_classes, 1),
-                                     resident)
-    buffers = {"src": src, "out": out}
-    if len(plan.passes) > 1:
-        buffers["tmp"] = torch.empty_like(out)
-    if plan.scratch_words:
-        buffers["scratch"] = torch.empty(plan.scratch_words, dtype=torch.float64, device=device)
-    with cupy.cuda.Device(device.index), _stream(device):
-        views = {name: _as_cupy(t) for name, t in buffers.items()}
-        module = _module(device.index)
-        for launch in plan.passes:
-            name, args = kernel_args(launch, views, src.dtype, num_classes, spacing, convention,
-                                     black_border, dtype)
-            module.get_function(name)((launch.blocks,), (plan.block,), args)
-    return out
+    launches = Launches(src.contiguous(), num_classes, spacing, convention, black_border, dtype)
+    with launches.context():
+        for call in launches.calls:
+            call()
+    return launches.out
 
 
 distance_transform_cupy.register_fake(fake_transform)

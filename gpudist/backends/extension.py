@@ -24,6 +24,8 @@ else:
         LOAD_ERROR = str(exc)
 
 AVAILABLE = LOAD_ERROR is None
+EXTENSION_PATH: str | None = None if LOAD_ERROR else _C.__file__  # the library loaded
+CUDA_BLOCK = 128  # threads per block of the EDT kernels (kCudaBlock, cuda_plan.h)
 
 
 def has_kernel(op: str, device: torch.device | str) -> bool:
@@ -119,13 +121,32 @@ class CudaPlan:
 _BUFFERS = ("src", "out", "tmp")  # enum PlanBuffer
 
 
+def cuda_kernel_generation() -> int:
+    """The CUDA kernels the CUDA backends launch: GPUDIST_CUDA_KERNELS=2 selects the second
+    generation (warp-per-line pass 1, windowed envelope with a warp-uniform stack fallback,
+    packed stack); 1, the default, today's."""
+    value = os.environ.get("GPUDIST_CUDA_KERNELS", "1")
+    if value not in ("1", "2"):
+        raise ValueError(f"GPUDIST_CUDA_KERNELS must be 1 or 2, got {value!r}")
+    return int(value)
+
+
 def cuda_launch_plan(spatial: Sequence[int], items: int, resident: int,
-                     scratch_bytes: int | None = None) -> CudaPlan:
-    """The launches of one CUDA transform of `items` items of extents `spatial` (all > 0) on a
-    device holding `resident` threads at once, as the extension's CUDA launcher runs them; the
-    envelope scratch is capped at scratch_bytes (default: the plan's own cap)."""
+                     free_bytes: int | None = None, first_resident: int | None = None,
+                     generation: int = 1, dtype: torch.dtype = torch.float32) -> CudaPlan:
+    """The launches of one CUDA transform of `items` items of extents `spatial` (all > 0), as the
+    extension's CUDA launcher runs them (csrc/distance_transform/cuda_plan.h), on a device that
+    holds `resident` threads of the envelope kernel at once (`first_resident` of the first-pass
+    kernel; default: `resident`) with `free_bytes` of memory free (the envelope scratch takes at
+    most min(1 GiB, free_bytes / 4); default: 1 GiB), for the kernels of `generation` (1 or 2)
+    writing `dtype` (float32 or float64)."""
+    if generation not in (1, 2):
+        raise ValueError(f"generation must be 1 or 2, got {generation!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
     flat = torch.ops.gpudist.cuda_launch_plan.default(list(spatial), items, resident,
-                                                       scratch_bytes)
+                                                       free_bytes, first_resident, generation,
+                                                       dtype.itemsize)
     block, words, count = flat[:3]
     width = (len(flat) - 3) // count  # kPassFields
     fields = [flat[3 + width * p: 3 + width * (p + 1)] for p in range(count)]
