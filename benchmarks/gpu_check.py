@@ -199,9 +199,9 @@ def print_plans(resident: int, first_resident: int, free_bytes: int) -> None:
 
 
 def model(resident: int) -> None:
-    """Per pass of today's kernels: 32-byte sectors per warp request, the bytes per voxel those
-    requests move (L1 transactions) and the modeled DRAM bytes per voxel (an LRU L2 holding the
-    H200's L2 share of one block of resident threads: L2 * block / resident threads)."""
+    """Per pass of both kernel generations: 32-byte sectors per warp request, the bytes per voxel
+    those requests move (L1 transactions) and the modeled DRAM bytes per voxel (an LRU L2 holding
+    the H200's L2 share of one block of resident threads: L2 * block / resident threads)."""
     import torch
 
     sys.path.insert(0, os.path.join(ROOT, "tests", "cuda_shim"))
@@ -216,25 +216,27 @@ def model(resident: int) -> None:
     l2 = H200["l2_bytes"] * CUDA_BLOCK // resident
     emit("model", f"  L2 share modeled: {l2 / 1024:.0f} KiB per block of {CUDA_BLOCK}; floor: "
          "read 1 byte of mask, write 4 bytes of float32 = 5 bytes/voxel", l2_bytes=l2)
-    for label, shape in MODEL_CASES:
+    for (label, shape), generation in [(c, g) for c in MODEL_CASES for g in (1, 2)]:
         mask = torch.rand(shape, generator=torch.Generator().manual_seed(0)) < 0.9
         voxels = mask.numel()
         t0 = time.perf_counter()
         passes = emulator.model_transform(exe, mask, (1.0,) * (len(shape) - 1), "edt",
-                                          torch.float32, resident, l2, H200["free_bytes"])
+                                          torch.float32, resident, l2, H200["free_bytes"],
+                                          generation=generation)
         total = 0.0
         for p in passes:
             dram = (p.dram_read + p.dram_write) / voxels
             total += dram
-            emit("model", f"  {label:<22} {str(shape):<18} {p.kernel:<22} axis {p.axis}: "
+            emit("model", f"  {label:<22} {str(shape):<18} {p.kernel:<23} axis {p.axis}: "
                  f"{p.sectors_per_request:5.1f} sectors/request, "
                  f"{32 * p.sectors / voxels:6.1f} B/voxel in requests, {dram:5.1f} B/voxel DRAM",
                  case=label, model_shape=shape, kernel=p.kernel, axis=p.axis,
+                 generation=generation,
                  sectors_per_request=p.sectors_per_request,
                  request_bytes_per_voxel=32 * p.sectors / voxels, dram_bytes_per_voxel=dram)
-        emit("model", f"  {label:<22} total {total:5.1f} B/voxel DRAM = {total / 5:.1f} x the "
-             f"floor ({time.perf_counter() - t0:.1f} s)", case=label,
-             dram_bytes_per_voxel=total, x_floor=total / 5)
+        emit("model", f"  {label:<22} generation {generation}: {total:5.1f} B/voxel DRAM = "
+             f"{total / 5:.1f} x the floor ({time.perf_counter() - t0:.1f} s)", case=label,
+             generation=generation, dram_bytes_per_voxel=total, x_floor=total / 5)
 
 
 def dry_run(args) -> int:

@@ -4,18 +4,19 @@
 - NVRTC (cuda.bindings, the compiler CuPy uses) compiles the CuPy backend's exact source + options;
 - the launch plan (csrc/distance_transform/cuda_plan.h, through the op gpudist::cuda_launch_plan)
   keeps its invariants;
-- a CPU shim: g++ builds edt_kernels.cu with stand-ins for the CUDA built-ins, and the launch plan
-  runs on it with the CuPy backend's kernel arguments, thread by thread, compared with scipy.
+- the block emulator (tests/cuda_shim): g++ builds the kernels with stand-ins for the CUDA
+  built-ins, and the launch plan runs on it with the CuPy backend's kernel arguments, a thread per
+  CUDA thread, compared with scipy.
 """
 
 from __future__ import annotations
 
-import ctypes
 import glob
 import os
 import re
 import shutil
 import subprocess
+import sys
 import sysconfig
 import zlib
 
@@ -28,7 +29,8 @@ from gpudist.backends import contract, cupy_nvrtc, extension, scipy_reference
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KERNELS = os.path.join(ROOT, "csrc", "kernels")
 KERNEL_FILES = sorted(glob.glob(os.path.join(KERNELS, "*.cu")))
-SHIM = os.path.join(ROOT, "tests", "cuda_shim")
+sys.path.insert(0, os.path.join(ROOT, "tests", "cuda_shim"))
+import emulator  # noqa: E402
 ARCHS = ("sm_80", "sm_90")
 F64 = torch.float64
 needs_extension = pytest.mark.skipif(not extension.AVAILABLE,
@@ -103,67 +105,28 @@ def test_nvrtc_compiles_cupy_source(arch):
     _, size = nvrtc.nvrtcGetCUBINSize(prog)
     cubin = b" " * size
     nvrtc.nvrtcGetCUBIN(prog, cubin)
-    for src in ("u8", "i32", "i64"):
-        for out in ("f32", "f64"):
-            assert f"gd_first_pass_{src}_{out}".encode() in cubin
-    assert b"gd_envelope_f32" in cubin and b"gd_envelope_f64" in cubin
+    for name in cupy_nvrtc.KERNEL_NAMES:  # both generations
+        assert name.encode() in cubin, name
 
 
-# --- CPU shim ---------------------------------------------------------------------------------
+# --- the kernels on the block emulator (tests/cuda_shim) ------------------------------------
 
 
 @pytest.fixture(scope="module")
-def shim(tmp_path_factory):
-    cxx = shutil.which("g++")
-    if cxx is None:
-        pytest.skip("g++ not found")
-    lib = tmp_path_factory.mktemp("shim") / "libshim.so"
-    subprocess.run([cxx, "-std=c++17", "-O2", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror",
-                    f"-I{KERNELS}", "-o", str(lib), os.path.join(SHIM, "shim_exports.cpp")],
-                   check=True)
-    return ctypes.CDLL(str(lib))
+def shim():
+    """The emulator (plain build): every CUDA thread a thread of its own; test_emulator.py runs
+    it under the sanitizers too."""
+    try:
+        return emulator.build("plain")
+    except emulator.Unavailable as exc:
+        pytest.skip(str(exc))
 
 
-class _Dim3(ctypes.Structure):
-    _fields_ = [("x", ctypes.c_uint), ("y", ctypes.c_uint), ("z", ctypes.c_uint)]
-
-
-_CTYPES = {np.int64: ctypes.c_longlong, np.int32: ctypes.c_int, np.float64: ctypes.c_double}
-
-
-def _run_shim(lib, src: torch.Tensor, num_classes: int, spacing, convention: str,
-              black_border: bool, dtype: torch.dtype, resident: int) -> torch.Tensor:
-    """The launch plan, run thread by thread on the CPU build of the kernels with the CuPy
-    backend's kernel arguments."""
-    plan = extension.cuda_launch_plan(src.shape[1:], src.shape[0] * max(num_classes, 1), resident)
-    sizes = contract.out_sizes(src, num_classes)
-    out_dtype = str(dtype).removeprefix("torch.")
-    arrays = {"src": np.ascontiguousarray(src.numpy()),  # outputs and scratch start as NaN
-              "out": np.full(sizes, np.nan, dtype=out_dtype),
-              "tmp": np.full(sizes, np.nan, dtype=out_dtype),
-              "scratch": np.full(max(plan.scratch_words, 1), np.nan)}
-    pointers = {name: ctypes.c_void_p(a.ctypes.data) for name, a in arrays.items()}
-    block, grid = (_Dim3.in_dll(lib, name) for name in ("blockDim", "gridDim"))
-    block_idx, thread_idx = (_Dim3.in_dll(lib, name) for name in ("blockIdx", "threadIdx"))
-    block.x = plan.block
-    for launch in plan.passes:
-        name, args = cupy_nvrtc.kernel_args(launch, pointers, src.dtype, num_classes, spacing,
-                                            convention, black_border, dtype)
-        args = [a if isinstance(a, ctypes.c_void_p) else _CTYPES[type(a)](a.item()) for a in args]
-        kernel = getattr(lib, name)
-        grid.x = launch.blocks
-        for b in range(launch.blocks):
-            block_idx.x = b
-            for t in range(plan.block):
-                thread_idx.x = t
-                kernel(*args)
-    return torch.from_numpy(arrays["out"])
-
-
-def _check(lib, src, num_classes=0, spacing=None, convention="edt", black_border=False,
+def _check(exe, src, num_classes=0, spacing=None, convention="edt", black_border=False,
            dtype=torch.float32, resident=256):
     spacing = spacing or (1.0,) * (src.dim() - 1)
-    out = _run_shim(lib, src, num_classes, spacing, convention, black_border, dtype, resident)
+    out = emulator.run_transform(exe, src, num_classes, spacing, convention, black_border, dtype,
+                                 resident)
     ref = scipy_reference.distance_transform(src, num_classes, spacing, convention, black_border,
                                             torch.float64)
     tol = 1e-6 if dtype == torch.float32 else 1e-12
@@ -290,21 +253,6 @@ def test_shim_anisotropic_precision(shim):
 # --- the fused boundary loss kernels on the shim --------------------------------------------
 
 
-def _launch(lib, kernel, args, blocks: tuple[int, int], block: int) -> None:
-    """Runs `kernel` once per thread of a (blocks[0], blocks[1]) grid of `block` threads."""
-    dims = {name: _Dim3.in_dll(lib, name) for name in ("blockDim", "gridDim", "blockIdx",
-                                                       "threadIdx")}
-    dims["blockDim"].x, dims["blockDim"].y = block, 1
-    dims["gridDim"].x, dims["gridDim"].y = blocks
-    for by in range(blocks[1]):
-        dims["blockIdx"].y = by
-        for bx in range(blocks[0]):
-            dims["blockIdx"].x = bx
-            for t in range(block):
-                dims["threadIdx"].x = t
-                kernel(*args)
-
-
 @pytest.mark.parametrize("use_flags", [False, True], ids=["mask", "flags"])
 @pytest.mark.parametrize("dtype", [torch.float32, F64], ids=str)
 @pytest.mark.parametrize("shape,idc,slots,rows", [((2, 3, 37), [0, 2], 5, 2),
@@ -321,30 +269,31 @@ def test_shim_boundary_loss(shim, dtype, shape, idc, slots, rows, use_flags):
     phi = (torch.randn(shape, generator=g, dtype=F64) * 9).to(dtype)
     z[0, 0, 0] = -200.0  # below the exp's range: a zero probability
     b, c, voxels = shape[0], shape[1], z[0, 0].numel()
-    flags = np.array([k in idc for k in range(c)], dtype=np.uint8)
-    mask = ctypes.c_ulonglong(sum(1 << k for k in idc))  # ClassMask, passed by value
     suffix = ("flags_" if use_flags else "") + ("f32" if dtype == torch.float32 else "f64")
-    ptr = lambda a: ctypes.c_void_p(a.ctypes.data)  # noqa: E731
-    classes = ptr(flags) if use_flags else mask
     zn, pn = np.ascontiguousarray(z.numpy()), np.ascontiguousarray(phi.numpy())
-    partial = np.full((b, slots), np.nan)
+    script = emulator.Script()
+    bz, bp = script.buffer("z", zn), script.buffer("phi", pn)
+    # the class subset: a ClassMask by value, or flags in device memory
+    classes = (script.buffer("flags", np.array([k in idc for k in range(c)], dtype=np.uint8))
+               if use_flags else np.uint64(sum(1 << k for k in idc)))
     block = 4
-    _launch(shim, getattr(shim, f"gd_boundary_forward_{suffix}"),
-            (ptr(zn), ptr(pn), classes, ctypes.c_longlong(c), ctypes.c_longlong(voxels),
-             ctypes.c_longlong(b), ctypes.c_longlong(slots), ptr(partial)),
-            (-(-slots // block), rows), block)
+    script.launch(f"gd_boundary_forward_{suffix}", (-(-slots // block), rows), block,
+                  (bz, bp, classes, c, voxels, b, slots, script.buffer("partial", nbytes=b * slots * 8)),
+                  seed=slots)
+    script.dump("partial", np.float64, (b, slots))
     count = len(idc) * voxels
     zz = z.to(F64).requires_grad_()
     ref = (torch.softmax(zz, 1)[:, idc] * phi.to(F64)[:, idc]).flatten(1).sum(1) / count
-    tol = 1e-6 if dtype == torch.float32 else 1e-13
-    torch.testing.assert_close(torch.from_numpy(partial.sum(1) / count), ref.detach(),
-                               rtol=tol, atol=tol)
     upstream = torch.rand(b, generator=g, dtype=F64)
     (ref_grad,) = torch.autograd.grad((ref * upstream).sum(), zz)
     scale = np.ascontiguousarray((upstream / count).to(dtype).numpy())
-    grad = np.full(zn.shape, np.nan, dtype=zn.dtype)
-    _launch(shim, getattr(shim, f"gd_boundary_backward_{suffix}"),
-            (ptr(zn), ptr(pn), classes, ctypes.c_longlong(c), ctypes.c_longlong(voxels),
-             ctypes.c_longlong(b), ptr(scale), ptr(grad)), (2, 1), 3)
-    torch.testing.assert_close(torch.from_numpy(grad).to(F64), ref_grad,
+    script.launch(f"gd_boundary_backward_{suffix}", (2, 1), 3,
+                  (bz, bp, classes, c, voxels, b, script.buffer("scale", scale),
+                   script.buffer("grad", nbytes=zn.nbytes)), seed=1)
+    script.dump("grad", zn.dtype, zn.shape)
+    outs, _ = script.run(shim)
+    tol = 1e-6 if dtype == torch.float32 else 1e-13
+    torch.testing.assert_close(torch.from_numpy(outs["partial"].sum(1) / count), ref.detach(),
+                               rtol=tol, atol=tol)
+    torch.testing.assert_close(torch.from_numpy(outs["grad"].copy()).to(F64), ref_grad,
                                rtol=tol * 10, atol=tol * ref_grad.abs().max().item())

@@ -30,21 +30,27 @@ def exe(request):
         pytest.skip(f"{request.param}: {exc}")
 
 
+@pytest.fixture(params=[1, 2], ids=["gen1", "gen2"])
+def generation(request):
+    return request.param
+
+
 def _check(exe, src, num_classes=0, spacing=None, convention="edt", black_border=False,
-           dtype=torch.float32, resident=256, free_bytes=None, seed=0):
+           dtype=torch.float32, resident=256, free_bytes=None, seed=0, generation=1):
     spacing = spacing or (1.0,) * (src.dim() - 1)
     out = emulator.run_transform(exe, src, num_classes, spacing, convention, black_border, dtype,
-                                 resident, free_bytes, seed)
+                                 resident, free_bytes, seed, generation)
     ref = scipy_reference.distance_transform(src, num_classes, spacing, convention, black_border,
                                             torch.float64)
     tol = 1e-6 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(out.double(), ref, rtol=tol, atol=tol,
                                msg=lambda m: f"{tuple(src.shape)} {convention} {spacing} "
-                                             f"border={black_border} {dtype}: {m}")
+                                             f"border={black_border} {dtype} "
+                                             f"generation {generation}: {m}")
 
 
 @pytest.mark.parametrize("shape", [(3, 130), (2, 9, 40), (1, 13, 17, 33), (2, 3, 4, 5, 6)], ids=str)
-def test_masks(exe, shape):
+def test_masks(exe, generation, shape):
     g = torch.Generator().manual_seed(zlib.crc32(repr(shape).encode()))
     spacing = tuple((0.3 + 2.5 * torch.rand(len(shape) - 1, generator=g,
                                             dtype=torch.float64)).tolist())
@@ -53,16 +59,30 @@ def test_masks(exe, shape):
             [("edt", False, torch.float32), ("edt", True, torch.float64),
              ("sdf", False, torch.float32), ("unsigned", False, torch.float64)]):
         _check(exe, mask, spacing=spacing, convention=convention, black_border=border,
-               dtype=dtype, seed=i)
+               dtype=dtype, seed=i, generation=generation)
 
 
-def test_labels_and_rounds(exe):
+def test_labels_and_rounds(exe, generation):
     """Label maps, and a scratch budget small enough that the envelope passes take rounds."""
     g = torch.Generator().manual_seed(5)
     labels = torch.randint(0, 3, (2, 10, 7, 9), generator=g).to(torch.uint8)
-    _check(exe, labels, num_classes=3, spacing=(1.0, 2.5, 0.7), convention="kervadec")
+    _check(exe, labels, num_classes=3, spacing=(1.0, 2.5, 0.7), convention="kervadec",
+           generation=generation)
     mask = torch.rand((2, 40, 70), generator=g) < 0.8
-    _check(exe, mask, spacing=(1.7, 0.6), convention="sdf", free_bytes=4 * 64 * 3 * 42 * 8)
+    _check(exe, mask, spacing=(1.7, 0.6), convention="sdf", free_bytes=4 * 64 * 3 * 42 * 8,
+           generation=generation)
+
+
+def test_stack_fallback_and_exact_test(exe, generation):
+    """Long distances (the second generation's windowed envelope falls back to the stack, warp
+    by warp), isotropic (its division-free test) and anisotropic, 64 lines: two warps."""
+    mask = torch.ones((1, 64, 90), dtype=torch.bool)
+    mask[0, 5, 7] = mask[0, 60, 80] = mask[0, 33, 3] = False
+    mask[0, 40:, :45] = torch.rand((24, 45), generator=torch.Generator().manual_seed(1)) < 0.9
+    for spacing in ((1.0, 1.0), (1.3, 0.4)):
+        for convention in ("edt", "sdf"):
+            _check(exe, mask, spacing=spacing, convention=convention, generation=generation)
+    _check(exe, mask, black_border=True, dtype=torch.float64, generation=generation)
 
 
 def test_nasty(exe):
@@ -71,7 +91,47 @@ def test_nasty(exe):
     for mask in (torch.zeros(2, 5, 6, dtype=torch.bool), torch.ones(1, 200, dtype=torch.bool),
                  single, ~single):
         for convention in ("edt", "kervadec"):
-            _check(exe, mask, convention=convention)
+            for generation in (1, 2):
+                _check(exe, mask, convention=convention, generation=generation)
+
+
+def test_emulator_exchanges(exe):
+    """Shared memory, barriers and every warp exchange against numpy, in 3 blocks of 128."""
+    values = np.random.default_rng(0).integers(0, 100, 384).astype(np.int32)
+    script = emulator.Script()
+    src, out = script.buffer("in", values), script.buffer("out", nbytes=384 * 8 * 4)
+    script.launch("gd_selftest", (3,), 128, (src, out), seed=1)
+    script.dump("out", np.int32, (384, 8))
+    got = script.run(exe)[0]["out"]
+    tiles, warps = values.reshape(3, 128), values.reshape(12, 32)
+    lanes = np.arange(384) % 32
+    np.testing.assert_array_equal(got[:, 0], tiles[:, ::-1].ravel())
+    np.testing.assert_array_equal(got[:, 1], np.repeat(warps.sum(1), 32))
+    odd = (warps & 1).astype(np.int64) << np.arange(32)
+    np.testing.assert_array_equal(got[:, 2].astype(np.uint32), np.repeat(odd.sum(1), 32))
+    np.testing.assert_array_equal(got[:, 3], np.where(lanes > 0, np.roll(values, 1), values))
+    np.testing.assert_array_equal(got[:, 4], np.where(lanes < 31, np.roll(values, -1), values))
+    np.testing.assert_array_equal(got[:, 5], np.repeat(warps[:, 5], 32))
+    np.testing.assert_array_equal(got[:, 6], 1)
+    np.testing.assert_array_equal(got[:, 7], np.repeat((warps > 90).any(1), 32))
+
+
+def test_emulator_catches_a_shuffle_with_an_exited_lane(exe):
+    script = emulator.Script()
+    script.launch("gd_selftest_exited", (1,), 32, (script.buffer("out", nbytes=128),), seed=0)
+    with pytest.raises(AssertionError, match="exited"):
+        script.run(exe)
+
+
+def test_tsan_catches_a_shared_memory_race():
+    try:
+        exe = emulator.build("tsan")
+    except emulator.Unavailable as exc:
+        pytest.skip(f"tsan: {exc}")
+    script = emulator.Script()
+    script.launch("gd_selftest_race", (1,), 64, (script.buffer("out", nbytes=256),), seed=0)
+    with pytest.raises(AssertionError, match="data race"):
+        script.run(exe)
 
 
 def test_model_counts_sectors():

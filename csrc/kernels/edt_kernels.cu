@@ -92,8 +92,37 @@ __device__ void first_pass2(const L* src, T* out, index_t n, index_t outer, inde
     const index_t item = line / outer;
     const index_t src_r = classes ? (item / classes) * outer + line % outer : line;
     const index_t fg = classes ? item % classes : 1;
-    first_pass_warp(src + src_r * n, fg, out + line * n, n, w, two_sided != 0,
-                    black_border != 0, finalize ? &fin : nullptr, lane);
+    if (finalize)  // two calls, so that each inlines with a known `fin` (no stack copy of it)
+      first_pass_warp(src + src_r * n, fg, out + line * n, n, w, two_sided != 0,
+                      black_border != 0, &fin, lane);
+    else
+      first_pass_warp(src + src_r * n, fg, out + line * n, n, w, two_sided != 0,
+                      black_border != 0, static_cast<const Finalize*>(nullptr), lane);
+  }
+}
+
+// The lines of thread t of envelope_pass2 (see there), finalized with fin when it is not null.
+template <typename T>
+__device__ __forceinline__ void envelope_lines2(const T* in, T* out, index_t n, index_t inner,
+                                                index_t lines, index_t slots, double w,
+                                                bool two_sided, bool black_border, index_t t,
+                                                double* scratch, const Finalize* fin) {
+  Site<T>* s = reinterpret_cast<Site<T>*>(scratch) + t;
+  const double limit = window_limit(w);
+  for (index_t first = t - t % 32; first < lines; first += slots) {
+    const index_t line = first + t % 32;
+    const bool active = t < slots && line < lines;
+    const index_t base = active ? (line / inner) * n * inner + line % inner : 0;
+    const bool near = !active || line_top(in + base, inner, n) <= limit;
+    if (__all_sync(kFullWarp, near)) {
+      if (active) window_line(in + base, inner, out + base, inner, n, w, black_border, fin);
+    } else if (active) {
+      lower_envelope_packed(in + base, inner, out + base, inner, n, w, true, black_border,
+                            !two_sided, s, slots, fin);
+      if (two_sided)
+        lower_envelope_packed(in + base, inner, out + base, inner, n, w, false, false, false, s,
+                              slots, fin);
+    }
   }
 }
 
@@ -103,26 +132,14 @@ __device__ void envelope_pass2(const T* in, T* out, index_t n, index_t inner, in
                                int finalize, int convention, double scale, double shift,
                                double* scratch) {
   const Finalize fin{convention, scale, shift};
-  const Finalize* f = finalize ? &fin : nullptr;
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t - t % 32 >= slots) return;  // a whole warp without lines
-  Site<T>* s = reinterpret_cast<Site<T>*>(scratch) + t;
-  const double limit = window_limit(w);
-  for (index_t first = t - t % 32; first < lines; first += slots) {
-    const index_t line = first + t % 32;
-    const bool active = t < slots && line < lines;
-    const index_t base = active ? (line / inner) * n * inner + line % inner : 0;
-    const bool near = !active || line_top(in + base, inner, n) <= limit;
-    if (__all_sync(kFullWarp, near)) {
-      if (active) window_line(in + base, inner, out + base, inner, n, w, black_border != 0, f);
-    } else if (active) {
-      lower_envelope_packed(in + base, inner, out + base, inner, n, w, true, black_border != 0,
-                            two_sided == 0, s, slots, f);
-      if (two_sided)
-        lower_envelope_packed(in + base, inner, out + base, inner, n, w, false, false, false, s,
-                              slots, f);
-    }
-  }
+  if (finalize)
+    envelope_lines2(in, out, n, inner, lines, slots, w, two_sided != 0, black_border != 0, t,
+                    scratch, &fin);
+  else
+    envelope_lines2(in, out, n, inner, lines, slots, w, two_sided != 0, black_border != 0, t,
+                    scratch, static_cast<const Finalize*>(nullptr));
 }
 
 }  // namespace gpudist

@@ -36,7 +36,8 @@ class Unavailable(Exception):
 
 
 def _sources() -> list[str]:
-    names = ["emulator.h", "emulator.cpp", "kernels.cpp", "kernel_list.inc", "trace_hooks.cpp"]
+    names = ["emulator.h", "emulator.cpp", "kernels.cpp", "kernel_list.inc", "selftest.cu",
+             "trace_hooks.cpp"]
     kernels = sorted(f for f in os.listdir(KERNELS))
     return [os.path.join(HERE, n) for n in names] + [os.path.join(KERNELS, k) for k in kernels]
 
