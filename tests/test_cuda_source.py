@@ -192,6 +192,29 @@ def test_launch_plan_512_cubed_on_an_h200():
     assert plan.scratch_words * 8 <= 1 << 30
 
 
+@needs_extension
+@pytest.mark.parametrize("dtype,entry", [(torch.float32, 8), (torch.float64, 16)])
+def test_launch_plan_second_generation(dtype, entry):
+    """Generation 2: a warp per line in pass 0, packed stack entries (8 bytes for float32
+    output, 16 for float64) in the envelope passes; bad arguments are named."""
+    plan = extension.cuda_launch_plan((40, 50, 60), 3, 1 << 20, 1 << 40, 1 << 20, 2, dtype)
+    assert plan.passes[0].slots == 32 * plan.passes[0].lines
+    assert plan.scratch_words == max(p.slots * (p.n + 2) * entry // 8 for p in plan.passes[1:])
+    with pytest.raises(ValueError, match="generation"):
+        extension.cuda_launch_plan((4,), 1, 1, generation=3)
+    with pytest.raises(TypeError, match="dtype"):
+        extension.cuda_launch_plan((4,), 1, 1, dtype=torch.float16)
+
+
+def test_kernel_generation_from_the_environment(monkeypatch):
+    assert extension.cuda_kernel_generation() in (1, 2)
+    monkeypatch.setenv("GPUDIST_CUDA_KERNELS", "2")
+    assert extension.cuda_kernel_generation() == 2
+    monkeypatch.setenv("GPUDIST_CUDA_KERNELS", "fast")
+    with pytest.raises(ValueError, match="GPUDIST_CUDA_KERNELS"):
+        extension.cuda_kernel_generation()
+
+
 SHAPES = [(3, 127), (2, 129), (1, 1), (2, 1, 130), (2, 9, 1), (3, 17, 33), (1, 40, 129),
           (2, 5, 6, 7), (1, 13, 1, 11), (1, 3, 4, 5, 6)]
 

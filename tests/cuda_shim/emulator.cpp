@@ -8,9 +8,11 @@
 // With the model, every launch prints one line:
 //   model NAME requests=R sectors=S bytes=B dram_read=DR dram_write=DW
 // where a request is one warp's execution of one memory instruction (the k-th execution of an
-// instruction by each lane of the warp), S the 32-byte sectors its lanes touch, B the bytes they
-// ask for, and DR/DW the bytes an LRU cache of L2_BYTES (write-back, sector-granular, fed
-// warp-by-warp round-robin) reads from and writes to DRAM.
+// instruction by each lane of the warp: exact for converged code; where lanes leave a loop at
+// different iterations it pairs accesses of different iterations, so sectors/request is an upper
+// bound there), S the 32-byte sectors its lanes touch, B the bytes they ask for, and DR/DW the
+// bytes an LRU cache of L2_BYTES (write-back, sector-granular, fed warp-by-warp round-robin)
+// reads from and writes to DRAM.
 // Errors (a deadlock, a warp op whose mask names an exited lane, shared memory overflow) print a
 // message and exit with status 70.
 #include <algorithm>
