@@ -73,12 +73,11 @@ __device__ void envelope_pass(const T* in, T* out, index_t n, index_t inner, ind
 // --- Second generation (GPUDIST_CUDA_KERNELS=2): the same passes and plan, other kernels ---
 //
 // Pass 1: one warp per line (first_pass_warp: coalesced loads and stores), grid-stride over the
-// lines by warps. Envelope passes: one thread per line as before, but each warp first asks
-// whether all its lines are short-range (every |in| <= window_limit(w)); if so all 32 lanes run
-// the windowed envelope straight from global memory (window_line), otherwise all 32 run the
-// stack envelope with packed 8-byte entries (lower_envelope_packed; 16 bytes for double). The
-// choice is warp-uniform (__all_sync), so the warp never diverges between the two. Lanes without
-// a line take part in the votes and do nothing else.
+// lines by warps. Envelope passes: one thread per line as before; every lane first runs the
+// windowed envelope straight from global memory (window_line, offsets up to kWindowReach + 1),
+// then the warp votes (__all_sync): only if some line's result may come from a farther site do
+// the lanes of those lines rerun it on the stack envelope with packed 8-byte entries
+// (lower_envelope_packed; 16 bytes for double). Lanes without a line vote and do nothing else.
 
 template <typename L, typename T>
 __device__ void first_pass2(const L* src, T* out, index_t n, index_t outer, index_t lines,
@@ -108,15 +107,13 @@ __device__ __forceinline__ void envelope_lines2(const T* in, T* out, index_t n, 
                                                 bool two_sided, bool black_border, index_t t,
                                                 double* scratch, const Finalize* fin) {
   Site<T>* s = reinterpret_cast<Site<T>*>(scratch) + t;
-  const double limit = window_limit(w);
   for (index_t first = t - t % 32; first < lines; first += slots) {
     const index_t line = first + t % 32;
     const bool active = t < slots && line < lines;
     const index_t base = active ? (line / inner) * n * inner + line % inner : 0;
-    const bool near = !active || line_top(in + base, inner, n) <= limit;
-    if (__all_sync(kFullWarp, near)) {
-      if (active) window_line(in + base, inner, out + base, inner, n, w, black_border, fin);
-    } else if (active) {
+    const bool done =
+        !active || window_line(in + base, inner, out + base, inner, n, w, black_border, fin);
+    if (!__all_sync(kFullWarp, done) && !done) {  // the lanes the window left, on the stack
       lower_envelope_packed(in + base, inner, out + base, inner, n, w, true, black_border,
                             !two_sided, s, slots, fin);
       if (two_sided)

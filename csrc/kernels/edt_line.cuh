@@ -509,27 +509,29 @@ GD_HD void first_pass_warp(const L* src, index_t fg, T* out, index_t n, double w
 // The envelope pass of envelope_line() on one line computed directly as
 //   g'(x) = min over y of cost(y) + w (x - y)^2,  cost(y) = |in[y]| for y of x's class, else 0
 // (the class is the sign bit), over growing offsets k = |x - y| until w k^2 >= the minimum so
-// far; with black_border the positions -1 and n are zero-cost sites. Reads straight from `in`
-// (adjacent threads on adjacent lines: coalesced). Fast when every |in| is at most
-// window_limit(w): each element then stops by offset kWindowReach + 1.
+// far, up to kWindowReach + 1; with black_border the positions -1 and n are zero-cost sites of
+// the foreground. Reads straight from `in` (adjacent threads on adjacent lines: coalesced).
+// Decides by its results: returns false when some element's minimum may come from a farther
+// site (the offsets stopped at the reach, not at the minimum); the line's `out` is then to be
+// recomputed.
 constexpr index_t kWindowReach = 8;
-GD_HD double window_limit(double w) {
-  return w * double(kWindowReach + 1) * double(kWindowReach + 1);
-}
 
 template <typename T>
-GD_HD void window_line(const T* in, index_t in_stride, T* out, index_t out_stride, index_t n,
+GD_HD bool window_line(const T* in, index_t in_stride, T* out, index_t out_stride, index_t n,
                        double w, bool black_border, const Finalize* fin) {
+  bool done = true;
+  const index_t reach = n - 1 < kWindowReach + 1 ? n - 1 : kWindowReach + 1;
   for (index_t x = 0; x < n; ++x) {
     const T c = in[x * in_stride];
     const bool inside = is_inside(c);
     double d = fabs(double(c));
-    if (black_border && inside) {  // border sites for the foreground's envelope only
+    if (black_border && inside) {
       const double left = double(x + 1), right = double(n - x);
       const double b = w * (left < right ? left * left : right * right);
       d = b < d ? b : d;
     }
-    for (index_t k = 1; k < n; ++k) {
+    index_t k = 1;
+    for (; k <= reach; ++k) {
       const double wk = w * double(k) * double(k);
       if (!(wk < d)) break;
       if (x >= k) {
@@ -543,19 +545,11 @@ GD_HD void window_line(const T* in, index_t in_stride, T* out, index_t out_strid
         d = cost < d ? cost : d;
       }
     }
+    // Stopped by the reach: exact only if no farther offset can be below d.
+    if (k > reach && reach < n - 1 && w * double(k) * double(k) < d) done = false;
     store(out + x * out_stride, d, inside, fin);
   }
-}
-
-// The largest |in| of a line.
-template <typename T>
-GD_HD double line_top(const T* in, index_t in_stride, index_t n) {
-  double top = 0.0;
-  for (index_t x = 0; x < n; ++x) {
-    const double a = fabs(double(in[x * in_stride]));
-    top = a > top ? a : top;
-  }
-  return top;
+  return done;
 }
 
 // Whether the parabola rooted at q (cost fq) takes over from the one at p before the one at p
