@@ -68,7 +68,8 @@ GD_HD double softmax_exp(double x) { return exp(x); }
 // (sum_{k in idc} exp(z_k - m) phi_k), per lane. z and phi point at class 0 of the first voxel.
 // With kKeep, each exp(z_c - m) is also written to `keep` (z's layout) for a second use.
 template <int kLanes, bool kKeep, typename T, typename Idc>
-GD_HD void softmax_sums(const T* z, const T* phi, index_t stride, index_t classes, Idc in_idc, T* m, T* total, T* dot, T* keep) {
+GD_HD void softmax_sums(const T* z, const T* phi, index_t stride, index_t classes, Idc in_idc,
+                        T* m, T* total, T* dot, T* keep) {
   GD_SIMD for (int l = 0; l < kLanes; ++l) m[l] = z[l];
   for (index_t c = 1; c < classes; ++c) {
     const T* zc = z + c * stride;

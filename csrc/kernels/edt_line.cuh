@@ -457,6 +457,13 @@ using std::floor;
 
 constexpr unsigned kFullWarp = 0xffffffffu;
 
+// Device only (it calls warp intrinsics, which a __host__ __device__ function may not).
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define GD_DEVICE __device__ __forceinline__
+#else
+#define GD_DEVICE inline
+#endif
+
 // first_pass_line() over one contiguous line by the 32 lanes of a warp, element x = base + lane
 // of segments base = 0, 32, ...: every load and store of the warp touches 32 adjacent elements.
 // The nearest element of the other class to the left (right) comes from the segment's ballots of
@@ -464,8 +471,9 @@ constexpr unsigned kFullWarp = 0xffffffffu;
 // The forward sweep parks each element's left distance in out; the backward sweep reads it back
 // (the same lane wrote it). All 32 lanes must call it.
 template <typename L, typename T>
-GD_HD void first_pass_warp(const L* src, index_t fg, T* out, index_t n, double w, bool two_sided,
-                           bool black_border, const Finalize* fin, int lane) {
+GD_DEVICE void first_pass_warp(const L* src, index_t fg, T* out, index_t n, double w,
+                               bool two_sided, bool black_border, const Finalize* fin,
+                               int lane) {
   const double inf = inf_value();
   const L cls = L(fg);
   const bool fits = index_t(L(fg)) == fg;

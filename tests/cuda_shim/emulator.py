@@ -183,7 +183,8 @@ def transform_script(src: torch.Tensor, num_classes: int, spacing: Sequence[floa
     nbytes = int(np.prod(sizes)) * out_dtype.itemsize
     data = src.numpy()
     buffers = {"src": script.buffer("src", data.view(np.uint8) if data.dtype == bool else data),
-               "out": script.buffer("out", nbytes=nbytes), "tmp": script.buffer("tmp", nbytes=nbytes),
+               "out": script.buffer("out", nbytes=nbytes),
+               "tmp": script.buffer("tmp", nbytes=nbytes),
                "scratch": script.buffer("scratch", nbytes=8 * max(plan.scratch_words, 1))}
     if model_l2 is not None:
         script.model(model_l2)

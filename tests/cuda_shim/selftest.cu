@@ -16,10 +16,10 @@ extern "C" __global__ void gd_selftest(const int* in, int* out) {
   const int up = __shfl_up_sync(0xffffffffu, tile[t], 1);
   const int down = __shfl_down_sync(0xffffffffu, tile[t], 1);
   const int five = __shfl_sync(0xffffffffu, tile[t], 5);
-  const int all = __all_sync(0xffffffffu, tile[t] >= 0), any = __any_sync(0xffffffffu, tile[t] > 90);
-  int* o = out + 8 * i;
-  o[0] = reversed, o[1] = sum, o[2] = int(odd), o[3] = up, o[4] = down, o[5] = five, o[6] = all;
-  o[7] = any;
+  const int all = __all_sync(0xffffffffu, tile[t] >= 0);
+  const int any = __any_sync(0xffffffffu, tile[t] > 90);
+  const int row[8] = {reversed, sum, int(odd), up, down, five, all, any};
+  for (int k = 0; k < 8; ++k) out[8 * i + k] = row[k];
 }
 
 // A shuffle whose full mask names a lane that has returned: undefined on a GPU, an error here.
