@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 import gpudist
 from common import (
     RTOL,
-    available_memory,
     assert_matches,
+    available_memory,
     blobs,
     brute_force_edt,
     masks,

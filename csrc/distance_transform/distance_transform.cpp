@@ -51,11 +51,11 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
     smallest = std::min(smallest, s);
   }
   // gpudist/backends/contract.py's check_spacing, with its messages: each value in the normal
-  // range of dtype, the ratio at most 1e18 (float32) or 1e150 (float64), where every weight
-  // (spacing / scale)^2 >= 1e-36 or 1e-300 keeps w d^2 normal and the passes exact.
+  // range of dtype, the ratio at most 1e18 (float32) or 1e145 (float64), where every weight
+  // (spacing / scale)^2 >= 1e-36 or 1e-290 keeps w d^2 normal and the passes exact.
   const bool f32 = dtype == at::kFloat;
   const double tiny = f32 ? double(FLT_MIN) : DBL_MIN, huge = f32 ? double(FLT_MAX) : DBL_MAX;
-  const double ratio = f32 ? 1e18 : 1e150;
+  const double ratio = f32 ? 1e18 : 1e145;
   const std::string dname = dtype_name(dtype);
   for (double s : spacing) {
     if (!(tiny <= s && s <= huge)) {

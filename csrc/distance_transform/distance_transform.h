@@ -7,7 +7,7 @@
 //                 num_classes = C > 0: uint8 / int32 / int64 labels; one outside [0, C) belongs
 //                 to no class (background in every class's map).
 //   spacing:      one positive value per spatial axis (len(spacing) = src.dim() - 1), each in
-//                 the normal range of dtype, the largest at most 1e18 (float32) or 1e150
+//                 the normal range of dtype, the largest at most 1e18 (float32) or 1e145
 //                 (float64) times the smallest (see make_plan).
 //   convention:   "edt" | "edt_squared" (distance of each foreground element to the nearest
 //                 background element) | "kervadec" | "sdf" | "unsigned" (two-sided maps), the

@@ -42,10 +42,10 @@ _LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
 
 # The largest ratio of the largest to the smallest spacing, per output dtype. The passes run on
 # spacing / max(spacing), with weights w = that squared >= MAX_SPACING_RATIO^-2 (1e-36 and
-# 1e-300): every w d^2 with d >= 1 is a normal number of the dtype, and the first pass's "no
+# 1e-290): every w d^2 with d >= 1 is a normal number of the dtype, and the first pass's "no
 # element seen" (3e38 or 1e300 elements) still squares to +inf under w. Farther apart, float32
 # underflows and the result is wrong (csrc make_plan checks the same).
-MAX_SPACING_RATIO = {torch.float32: 1e18, torch.float64: 1e150}
+MAX_SPACING_RATIO = {torch.float32: 1e18, torch.float64: 1e145}
 
 
 def check_spacing(spacing: Sequence[float], dtype: torch.dtype) -> None:
