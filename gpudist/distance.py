@@ -196,6 +196,9 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
     if x.dim() < 2:
         raise ValueError(f"labels must be (B, *spatial) with at least one spatial dim, "
                          f"got shape {tuple(x.shape)}")
+    out_dtype = output_dtype(dtype, torch.empty(0))
+    if index_labels(x[:0]).dtype != x.dtype or not x.is_contiguous():  # x will be copied
+        _reserve(out_sizes(x, num_classes), out_dtype, x.device)
     unsigned64 = x.dtype == torch.uint64
     x = index_labels(x)
     if validate and not torch.compiler.is_compiling() and x.numel():
@@ -208,8 +211,5 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
             raise ValueError(f"num_classes ({num_classes}) must be greater than the largest "
                              f"label ({hi})")
     sp = spacing_tuple(spacing, x.dim() - 1)
-    out_dtype = output_dtype(dtype, torch.empty(0))
-    if not x.is_contiguous():
-        _reserve(out_sizes(x, num_classes), out_dtype, x.device)
     out = _run(x.contiguous(), num_classes, sp, convention, False, out_dtype, backend)
     return back(out)

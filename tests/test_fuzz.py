@@ -4,7 +4,7 @@ anisotropic spacing over many scales, layouts: non-contiguous, channels-last, ne
 edt, squared, black_border, the signed maps, label and one-hot inputs).
 
 Case i runs with seed GPUDIST_FUZZ_SEED + i (default 13000), GPUDIST_FUZZ_CASES cases (default
-300). A failure names its seed and parameters; replay it alone with
+150). A failure names its seed and parameters; replay it alone with
     GPUDIST_FUZZ_SEED=<seed> GPUDIST_FUZZ_CASES=1 python -m pytest -q tests/test_fuzz.py
 """
 
@@ -22,7 +22,7 @@ import gpudist
 from common import assert_close_map, assert_matches, to_numpy
 
 SEED = int(os.environ.get("GPUDIST_FUZZ_SEED", "13000"))
-CASES = int(os.environ.get("GPUDIST_FUZZ_CASES", "300"))
+CASES = int(os.environ.get("GPUDIST_FUZZ_CASES", "150"))
 BACKENDS = [b for b in ("extension", "numba", "scipy") if b in gpudist.available_backends()]
 MASK_DTYPES = [np.bool_, np.uint8, np.int32, np.int64, np.float16, np.float32, np.float64]
 LABEL_DTYPES = [np.uint8, np.int16, np.int32, np.int64]
