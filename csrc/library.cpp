@@ -1,7 +1,7 @@
 // gpudist: the op schemas (one TORCH_LIBRARY block for every op of the extension) and the Python
 // module stub. Each op's arguments, shapes and checks are documented in its own header:
 // distance_transform/distance_transform.h, distance_at/distance_at.h,
-// boundary_loss/boundary_loss.h; the implementations register themselves per device with
+// voxel_border/voxel_border.h, boundary_loss/boundary_loss.h; the implementations register themselves per device with
 // TORCH_LIBRARY_IMPL beside them.
 #include <Python.h>
 #include <torch/library.h>
@@ -21,6 +21,7 @@ TORCH_LIBRARY(gpudist, m) {
       "distance_transform(Tensor src, int num_classes, float[] spacing, str convention, "
       "bool black_border, ScalarType dtype, float? max_distance=None) -> Tensor");
   m.def("distance_at(Tensor src, Tensor query, float[] spacing, ScalarType dtype) -> Tensor");
+  m.def("voxel_border(Tensor mask, int connectivity) -> Tensor");
   m.def("boundary_loss_forward(Tensor logits, Tensor phi, int[] idc) -> Tensor");
   m.def("boundary_loss_backward(Tensor grad, Tensor logits, Tensor phi, int[] idc) -> Tensor");
   // Host-only: the CUDA launch plan of distance_transform, for the CuPy backend's launcher.

@@ -10,6 +10,9 @@ Conventions shared by every function here:
 - Outputs are float32 (float64 when the input is float64, or with `dtype=`), contiguous, on the
   input's device; torch tensors give tensors and numpy arrays give numpy arrays.
 - A mask element is foreground when nonzero (NaN is nonzero, as in scipy).
+- Inputs need at least one spatial dim: a 0-d input is a ValueError (scipy would return a
+  1-element result).
+- A distance that overflows the output dtype is +inf (-inf where a signed map negates it).
 """
 
 from __future__ import annotations
@@ -20,14 +23,16 @@ from typing import Any
 import torch
 
 from .backends import resolve
-from .backends.contract import TWO_SIDED
+from .backends.contract import TWO_SIDED, out_sizes
 from .validation import (
     check_integer_dtype,
     check_mask_dtype,
     check_one_hot,
     choice,
     index_labels,
+    optional_real,
     output_dtype,
+    positive_int,
     spacing_tuple,
     spatial_ndim,
     to_torch,
@@ -45,9 +50,23 @@ def _run(src: torch.Tensor, num_classes: int, spacing: tuple[float, ...], conven
     return fn(src, num_classes, spacing, convention, black_border, dtype, max_distance)
 
 
-def _batched_mask(x: torch.Tensor, ndim: int) -> torch.Tensor:
-    """x as a contiguous bool tensor (B, *spatial), B = product of the leading dims."""
+def _reserve(sizes: Any, dtype: torch.dtype, device: torch.device) -> None:
+    """Fails at once when an output of `sizes` cannot be allocated, before a large input is
+    copied for it (the backend allocates its own)."""
+    try:
+        torch.empty(sizes, dtype=dtype, device=device)
+    except (RuntimeError, MemoryError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+        size = math.prod(sizes) * dtype.itemsize
+        raise MemoryError(f"gpudist: cannot allocate the output, {tuple(sizes)} {dtype} "
+                          f"({size / 2**30:.1f} GiB), on {device}") from exc
+
+
+def _batched_mask(x: torch.Tensor, ndim: int, dtype: torch.dtype) -> torch.Tensor:
+    """x as a contiguous bool tensor (B, *spatial), B = product of the leading dims, once an
+    output of x's shape and `dtype` is known to fit."""
     spatial = x.shape[x.dim() - ndim:]
+    if x.dtype != torch.bool or not x.is_contiguous():
+        _reserve(x.shape, dtype, x.device)
     mask = x if x.dtype == torch.bool else x != 0
     return mask.reshape((math.prod(x.shape[:x.dim() - ndim]),) + tuple(spatial)).contiguous()
 
@@ -78,22 +97,13 @@ def edt(mask: Array, spacing: Any = None, *, ndim: int | None = None, squared: b
     check_mask_dtype(x, "mask")
     nd = spatial_ndim(x, ndim, "mask")
     sp = spacing_tuple(spacing, nd)
-    limit = _max_distance(max_distance)
-    out = _run(_batched_mask(x, nd), 0, sp, "edt_squared" if squared else "edt",
-               bool(black_border), output_dtype(dtype, x), backend, limit)
+    limit = optional_real(max_distance, "max_distance")
+    out_dtype = output_dtype(dtype, x)
+    out = _run(_batched_mask(x, nd, out_dtype), 0, sp, "edt_squared" if squared else "edt",
+               bool(black_border), out_dtype, backend, limit)
     if limit is not None:
         out.masked_fill_(out > (limit * limit if squared else limit), math.inf)
     return back(out.reshape(x.shape))
-
-
-def _max_distance(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"max_distance must be a real number or None, got {value!r}")
-    if not value >= 0:  # NaN too
-        raise ValueError(f"max_distance must be >= 0, got {value!r}")
-    return float(value)
 
 
 def signed_distance(mask: Array, spacing: Any = None, *, ndim: int | None = None,
@@ -123,7 +133,8 @@ def signed_distance(mask: Array, spacing: Any = None, *, ndim: int | None = None
     choice(convention, "convention", CONVENTIONS)
     nd = spatial_ndim(x, ndim, "mask")
     sp = spacing_tuple(spacing, nd)
-    out = _run(_batched_mask(x, nd), 0, sp, convention, False, output_dtype(dtype, x), backend)
+    out_dtype = output_dtype(dtype, x)
+    out = _run(_batched_mask(x, nd, out_dtype), 0, sp, convention, False, out_dtype, backend)
     return back(out.reshape(x.shape))
 
 
@@ -156,7 +167,8 @@ def one_hot_to_dist(one_hot: Array, spacing: Any = None, *, convention: str = "k
                       f"pass validate=False to skip this check)")
     nd = x.dim() - 2
     sp = spacing_tuple(spacing, nd)
-    out = _run(_batched_mask(x, nd), 0, sp, convention, False, output_dtype(dtype, x), backend)
+    out_dtype = output_dtype(dtype, x)
+    out = _run(_batched_mask(x, nd, out_dtype), 0, sp, convention, False, out_dtype, backend)
     return back(out.reshape(x.shape))
 
 
@@ -170,6 +182,8 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
         num_classes: C, the number of classes.
         spacing, convention, dtype, backend: as in `one_hot_to_dist`.
         validate: check 0 <= labels < num_classes (one reduction; skipped under torch.compile).
+            Unchecked (validate=False), a label outside [0, num_classes) belongs to no class:
+            that voxel is background in every class's map, on every backend.
 
     Returns:
         (B, C, *spatial) float32 (or `dtype`) maps, equal to `one_hot_to_dist` of the one-hot
@@ -178,20 +192,24 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
     x, back = to_torch(labels, "labels")
     check_integer_dtype(x, "labels")
     choice(convention, "convention", CONVENTIONS)
-    if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+    num_classes = positive_int(num_classes, "num_classes")
     if x.dim() < 2:
         raise ValueError(f"labels must be (B, *spatial) with at least one spatial dim, "
                          f"got shape {tuple(x.shape)}")
+    out_dtype = output_dtype(dtype, torch.empty(0))
+    if index_labels(x[:0]).dtype != x.dtype or not x.is_contiguous():  # x will be copied
+        _reserve(out_sizes(x, num_classes), out_dtype, x.device)
+    unsigned64 = x.dtype == torch.uint64
     x = index_labels(x)
     if validate and not torch.compiler.is_compiling() and x.numel():
         lo, hi = int(x.min()), int(x.max())
+        if unsigned64 and lo < 0:  # uint64 labels of 2**63 or more, wrapped by index_labels
+            lo, hi = 0, int(x[x < 0].max()) + 2**64
         if lo < 0:
             raise ValueError(f"labels must be >= 0, got a label {lo}")
         if hi >= num_classes:
             raise ValueError(f"num_classes ({num_classes}) must be greater than the largest "
                              f"label ({hi})")
     sp = spacing_tuple(spacing, x.dim() - 1)
-    out = _run(x.contiguous(), num_classes, sp, convention, False,
-               output_dtype(dtype, torch.empty(0)), backend)
+    out = _run(x.contiguous(), num_classes, sp, convention, False, out_dtype, backend)
     return back(out)

@@ -8,20 +8,14 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-_FLOAT_DTYPES = {
-    torch.float32: torch.float32,
-    torch.float64: torch.float64,
-    np.float32: torch.float32,
-    np.float64: torch.float64,
-    "float32": torch.float32,
-    "float64": torch.float64,
-}
+_FLOAT_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 def to_torch(x: Any, name: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], Any]]:
@@ -32,9 +26,12 @@ def to_torch(x: Any, name: str) -> tuple[torch.Tensor, Callable[[torch.Tensor], 
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{name} must hold bool, integer or floating-point values, "
                             f"got {x.dtype}")
-        if any(s < 0 for s in x.strides):
-            x = np.ascontiguousarray(x)
-        return torch.from_numpy(x), lambda out: out.numpy()
+        if any(s < 0 for s in x.strides):  # np.ascontiguousarray keeps one on a size-1 axis
+            x = np.array(x, order="C", copy=True)
+        with warnings.catch_warnings():  # read-only arrays (np.broadcast_to): gpudist never
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable")  # writes
+            tensor = torch.from_numpy(x)
+        return tensor, lambda out: out.numpy()
     if type(x).__module__.split(".")[0] == "cupy":  # zero-copy both ways, no host sync
         import cupy
 
@@ -76,6 +73,8 @@ def index_labels(x: torch.Tensor) -> torch.Tensor:
 
 def spatial_ndim(x: torch.Tensor, ndim: int | None, name: str) -> int:
     """The number of trailing spatial dims: `ndim`, or all of x's dims when None."""
+    if x.dim() == 0:
+        raise ValueError(f"{name} must have at least 1 spatial dim, got a 0-d {name}")
     if ndim is None:
         ndim = x.dim()
     elif not isinstance(ndim, numbers.Integral) or isinstance(ndim, bool):
@@ -113,10 +112,37 @@ def output_dtype(dtype: Any, x: torch.Tensor) -> torch.dtype:
     """float64 when asked, or when x is float64 and nothing is asked; float32 otherwise."""
     if dtype is None:
         return torch.float64 if x.dtype == torch.float64 else torch.float32
-    try:
-        return _FLOAT_DTYPES[dtype]
-    except (KeyError, TypeError):
-        raise TypeError(f"dtype must be float32 or float64 (or None), got {dtype!r}") from None
+    if isinstance(dtype, torch.dtype):
+        name = str(dtype).removeprefix("torch.")
+    else:  # numpy types and dtypes, names ("float64")
+        try:
+            name = np.dtype(dtype).name
+        except TypeError:
+            name = None
+    if name not in _FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64 (or None), got {dtype!r}")
+    return _FLOAT_DTYPES[name]
+
+
+def positive_int(value: Any, name: str) -> int:
+    """value as an int >= 1 (Python or numpy integers, not bool)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
+def optional_real(value: Any, name: str) -> float | None:
+    """value as a float >= 0, or None: Python or numpy reals and 0-d tensors, not bool."""
+    if value is None:
+        return None
+    if isinstance(value, (torch.Tensor, np.ndarray)) and value.ndim == 0 \
+            and value.dtype not in (torch.bool, np.bool_):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number or None, got {value!r}")
+    if not value >= 0:  # NaN too
+        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    return float(value)
 
 
 def is_real(x: object) -> bool:

@@ -219,12 +219,19 @@ def test_surfel_per_item_spacing_equal_deepmind():
            _deepmind(pred, target, spacing, "nsd", 1.1))
 
 
-@pytest.mark.parametrize("shape", [(9,), (7, 9), (5, 6, 7), (3, 4, 3, 5)])
-def test_voxel_border_and_surfel_codes_equal_scipy(shape):
-    """Border voxels = mask XOR scipy's binary_erosion (border_value 0) for every connectivity;
+@pytest.mark.parametrize("kernel", ["extension", "torch"])
+@pytest.mark.parametrize("shape", [(9,), (7, 9), (5, 6, 7), (3, 4, 3, 5), (1, 6), (2, 1, 5),
+                                   (4, 2, 3), (6, 0)])
+def test_voxel_border_and_surfel_codes_equal_scipy(shape, kernel, monkeypatch):
+    """Border voxels = mask XOR scipy's binary_erosion (border_value 0) for every connectivity,
+    from the extension's kernel and from the torch rule, on contiguous and strided masks;
     surfel codes = DeepMind's correlate of the zero-padded mask with its kernel."""
     from scipy import ndimage
 
+    if kernel == "extension" and not extension.has_kernel("gpudist::voxel_border", "cpu"):
+        pytest.skip("the extension is not built")
+    if kernel == "torch":
+        monkeypatch.setattr(extension, "has_kernel", lambda op, device: False)
     rng = np.random.default_rng(len(shape))
     masks = rng.random((3,) + shape) < 0.6
     for connectivity in range(1, len(shape) + 1):
@@ -232,6 +239,10 @@ def test_voxel_border_and_surfel_codes_equal_scipy(shape):
         ref = np.stack([m ^ ndimage.binary_erosion(m, structure) for m in masks])
         ours = surfaces.voxel_border(torch.from_numpy(masks), connectivity).numpy()
         np.testing.assert_array_equal(ours, ref)
+        strided = torch.from_numpy(np.ascontiguousarray(np.swapaxes(masks, 1, -1))).transpose(1, -1)
+        np.testing.assert_array_equal(surfaces.voxel_border(strided, connectivity).numpy(), ref)
+    if 0 in shape:
+        return
     if len(shape) in (2, 3):
         kernel = (np.array([[8, 4], [2, 1]]) if len(shape) == 2
                   else np.array([[[128, 64], [32, 16]], [[8, 4], [2, 1]]]))

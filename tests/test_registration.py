@@ -68,8 +68,10 @@ def test_op_rejects_bad_arguments_itself():
     mask = torch.ones(1, 4, dtype=torch.bool)
     with pytest.raises(ValueError, match="spacing must be positive and finite"):
         op(mask, 0, [0.0], "edt", False, torch.float32)
-    with pytest.raises(ValueError, match="labels must be < num_classes"):
-        op(torch.tensor([[0, 5]]), 3, [1.0], "kervadec", False, torch.float32)
+    with pytest.raises(ValueError, match="the largest value must be at most 1e\\+18 times"):
+        op(mask[None], 0, [1e-20, 1.0], "edt", False, torch.float32)
+    # a label outside [0, num_classes) belongs to no class (issue 13): no error
+    assert op(torch.tensor([[0, 5]]), 3, [1.0], "kervadec", False, torch.float32)[0, 2].eq(0).all()
     with pytest.raises(ValueError, match="black_border applies to the edt conventions only"):
         op(mask, 0, [1.0], "kervadec", True, torch.float32)
     with pytest.raises(ValueError, match="unknown convention"):

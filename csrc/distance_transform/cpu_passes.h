@@ -11,6 +11,10 @@
 // vectorised across a tile's lanes or a line's elements) and runs the stack envelope
 // (envelope_line) on the lines it hands back. Work is spread over at::parallel_for's threads
 // (torch.set_num_threads).
+//
+// Lines whose per-thread scratch (the tile or padded line with its `other`, and envelope_line's
+// f, z, v) would exceed kScratchBytes run stream_envelope() instead, in place with a stack that
+// holds only the parabolas still needed: scratch no longer grows with the line length.
 #pragma once
 
 #include <ATen/Parallel.h>
@@ -30,6 +34,125 @@ constexpr int kChunk = 16;
 // minima it has not settled go to the stack envelope. Any value is exact; 32 measured fastest.
 constexpr index_t kReach = 32;
 constexpr index_t kPad = kReach + kChunk;  // +inf around a contiguous line: no bounds checks
+// Per-thread scratch above which an envelope pass streams its lines (stream_envelope).
+constexpr index_t kScratchBytes = index_t(2) << 20;
+constexpr index_t kEnvelopeBytes = 24;  // envelope_line()'s f, z and v per element of a line
+
+// The parabolas of stream_envelope(): roots v, costs f and the abscissas z where each takes over
+// from the previous one; the live ones are [bottom, top]. Storage is reused across lines and
+// grows only when the live parabolas outgrow it.
+struct EnvelopeStack {
+  std::vector<double> f, z;
+  std::vector<index_t> v;
+  index_t bottom = 0, top = -1;
+  EnvelopeStack() : f(1024), z(1024), v(1024) {}
+  // Makes room for one more parabola above top: moves the live ones down, or grows.
+  void reserve_one() {
+    const index_t cap = static_cast<index_t>(v.size());
+    if (top + 1 < cap) return;
+    if (bottom > 0) {
+      const index_t live = top - bottom + 1;
+      std::memmove(f.data(), f.data() + bottom, live * sizeof(double));
+      std::memmove(z.data(), z.data() + bottom, live * sizeof(double));
+      std::memmove(v.data(), v.data() + bottom, live * sizeof(index_t));
+      top -= bottom;
+      bottom = 0;
+      return;
+    }
+    f.resize(2 * cap);
+    z.resize(2 * cap);
+    v.resize(2 * cap);
+  }
+};
+
+// lower_envelope() of edt_line.cuh (same sites, costs and results; see there) over the line
+// line[x * stride], x < n, in place and streaming: sites are pushed left to right, and an
+// element is written as soon as its value is final, i.e. no site still to come can lower it
+// (every site from `next` on costs >= w (next - x)^2 at x). Written elements are behind the
+// scan, whose costs are already read; their class stays in the sign bit, which is all the scan
+// and a second call (the other class) read. Parabolas that own only written elements are
+// dropped from the bottom: a parabola pushed later that hides the lowest live one hides it from
+// the first unwritten element on, where the dropped ones are beaten anyway. So the stack holds
+// the parabolas between the first unwritten element and the scan, few unless many elements at
+// once wait for a distant site. Writes stored (signed, squared) values.
+template <typename T>
+void stream_envelope(T* line, index_t stride, index_t n, double w, bool targets_inside,
+                     bool border_sites, bool zero_others, EnvelopeStack& st) {
+  const double inf = inf_value();
+  double* f = st.f.data();
+  double* z = st.z.data();
+  index_t* v = st.v.data();
+  index_t& b = st.bottom;
+  index_t& k = st.top;
+  b = 0;
+  k = -1;
+  auto target = [&](index_t x) { return is_inside(line[x * stride]) == targets_inside; };
+  auto push = [&](index_t q, double fq) {
+    double s = -inf;
+    while (k >= b) {
+      s = meet(v[k], f[k], q, fq, w);
+      if (s > z[k]) break;
+      --k;
+    }
+    if (k < b) s = -inf;
+    st.reserve_one();
+    f = st.f.data();
+    z = st.z.data();
+    v = st.v.data();
+    ++k;
+    v[k] = q;
+    f[k] = fq;
+    z[k] = s;
+  };
+  index_t done = 0;  // elements [0, done) are written
+  // Writes elements from `done` on while final given that every site before `next` is pushed
+  // (all: every site is).
+  auto flush = [&](index_t next, bool all) {
+    for (; done < next; ++done) {
+      T* o = line + done * stride;
+      if (!target(done)) {
+        if (zero_others) store(o, 0.0, is_inside(*o), nullptr);
+        continue;
+      }
+      double g = inf;  // no site on this line
+      if (k >= b) {
+        while (b < k && z[b + 1] < double(done)) ++b;
+        const double dx = double(done - v[b]);
+        g = f[b] + w * dx * dx;
+        const double ahead = double(next - done);
+        if (!all && g > w * ahead * ahead) return;
+      } else if (!all) {
+        return;
+      }
+      store(o, g, targets_inside, nullptr);
+    }
+  };
+  if (border_sites) push(-1, 0.0);
+  bool prev = !border_sites;  // a missing neighbour keeps an end of the line a site
+  bool cur = n > 0 && target(0);
+  for (index_t q = 0; q < n; ++q) {
+    const bool next = q + 1 < n ? target(q + 1) : !border_sites;
+    if (cur) {
+      const double fq = fabs(double(line[q * stride]));
+      if (!isinf(fq)) push(q, fq);  // inf: no element of the other class on this line yet
+    } else if (prev || next) {
+      push(q, 0.0);
+    }
+    prev = cur;
+    cur = next;
+    flush(q + 1, false);
+  }
+  if (border_sites) push(n, 0.0);
+  flush(n, true);
+}
+
+// envelope_line() in place with bounded scratch: stream_envelope() for each class it computes.
+template <typename T>
+void stream_envelope_line(T* line, index_t stride, index_t n, double w, bool two_sided,
+                          bool black_border, EnvelopeStack& st) {
+  stream_envelope(line, stride, n, w, true, black_border, !two_sided, st);
+  if (two_sided) stream_envelope(line, stride, n, w, false, false, false, st);
+}
 
 template <typename T, typename L>
 void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
@@ -69,6 +192,15 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
   index_t inner = 1, outer = p.items;
   for (int b = a + 1; b < nd; ++b) inner *= p.shape[b];
   for (int b = 0; b < a; ++b) outer *= p.shape[b];
+  if (index_t(3 * kTile * sizeof(T) + kEnvelopeBytes) * n > kScratchBytes) {  // tiles, f, z, v
+    at::parallel_for(0, outer * inner, 1, [&](index_t begin, index_t end) {
+      EnvelopeStack st;
+      for (index_t l = begin; l < end; ++l)
+        stream_envelope_line(out + (l / inner) * n * inner + l % inner, inner, n, p.w[a],
+                             p.two_sided, p.black_border, st);
+    });
+    return;
+  }
   const index_t tiles = (inner + kTile - 1) / kTile;
   at::parallel_for(0, outer * tiles, 1, [&](index_t begin, index_t end) {
     std::vector<T> tile_in(n * kTile), tile_out(n * kTile), other(n * kTile);
@@ -99,6 +231,17 @@ template <typename T>
 void last_envelope_pass(T* out, const Plan& p, index_t volume) {
   const int nd = static_cast<int>(p.shape.size());
   const index_t n = p.shape[nd - 1];
+  if (index_t(2 * sizeof(T) + kEnvelopeBytes) * n > kScratchBytes) {  // padded, other, f, z, v
+    at::parallel_for(0, p.items * (volume / n), 1, [&](index_t begin, index_t end) {
+      EnvelopeStack st;
+      for (index_t l = begin; l < end; ++l) {
+        T* o = out + l * n;
+        stream_envelope_line(o, 1, n, p.w[nd - 1], p.two_sided, p.black_border, st);
+        finalize_span(o, n, p.fin);
+      }
+    });
+    return;
+  }
   at::parallel_for(0, p.items * (volume / n), std::max<index_t>(1, 4096 / n),
                    [&](index_t begin, index_t end) {
                      // The line, between kPad values of +inf on each side.

@@ -3,7 +3,9 @@
 #include "distance_transform/distance_transform.h"
 
 #include <algorithm>
+#include <cfloat>
 #include <cmath>
+#include <cstdio>
 
 namespace gpudist {
 
@@ -47,6 +49,29 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
     TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
     scale = std::max(scale, s);
     smallest = std::min(smallest, s);
+  }
+  // gpudist/backends/contract.py's check_spacing, with its messages: each value in the normal
+  // range of dtype, the ratio at most 1e18 (float32) or 1e145 (float64), where every weight
+  // (spacing / scale)^2 >= 1e-36 or 1e-290 keeps w d^2 normal and the passes exact.
+  const bool f32 = dtype == at::kFloat;
+  const double tiny = f32 ? double(FLT_MIN) : DBL_MIN, huge = f32 ? double(FLT_MAX) : DBL_MAX;
+  const double ratio = f32 ? 1e18 : 1e145;
+  const std::string dname = dtype_name(dtype);
+  for (double s : spacing) {
+    if (!(tiny <= s && s <= huge)) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg,
+                    "gpudist: spacing must be in the normal range of %s [%g, %g], got %g",
+                    dname.c_str(), tiny, huge, s);
+      TORCH_CHECK_VALUE(false, msg);
+    }
+  }
+  if (scale > ratio * smallest) {
+    char msg[200];
+    std::snprintf(msg, sizeof msg,
+                  "gpudist: spacing: the largest value must be at most %g times the smallest for "
+                  "%s output, got %g and %g", ratio, dname.c_str(), scale, smallest);
+    TORCH_CHECK_VALUE(false, msg);
   }
   for (int64_t a = 0; a < nd; ++a) {
     plan.shape.push_back(src.size(a + 1));

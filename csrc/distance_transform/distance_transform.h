@@ -4,8 +4,11 @@
 //                      max_distance=None) -> out
 //
 //   src:          (B, *spatial), any layout. num_classes == 0: a bool mask (true = foreground);
-//                 num_classes = C > 0: uint8 / int32 / int64 labels in [0, C).
-//   spacing:      one positive finite value per spatial axis (len(spacing) = src.dim() - 1).
+//                 num_classes = C > 0: uint8 / int32 / int64 labels; one outside [0, C) belongs
+//                 to no class (background in every class's map).
+//   spacing:      one positive value per spatial axis (len(spacing) = src.dim() - 1), each in
+//                 the normal range of dtype, the largest at most 1e18 (float32) or 1e145
+//                 (float64) times the smallest (see make_plan).
 //   convention:   "edt" | "edt_squared" (distance of each foreground element to the nearest
 //                 background element) | "kervadec" | "sdf" | "unsigned" (two-sided maps), the
 //                 enum Convention of kernels/edt_line.cuh.

@@ -92,7 +92,9 @@ GD_HD T finalize_as(T stored, T scale, T shift) {
   T v = d;
   if (C == kKervadec) v = inside ? T(1) - d : d;
   if (C == kSdf) v = inside ? shift - d : d - shift;
-  return isinf(d) ? T(0) : v;  // infinite: the sample has a single class, no boundary
+  // g infinite: the sample has a single class, no boundary. A finite g whose d overflows T
+  // stays +-inf.
+  return isinf(g) ? T(0) : v;
 }
 
 template <typename T>

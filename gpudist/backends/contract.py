@@ -6,8 +6,11 @@ A backend is a function with the semantics of the op `gpudist::distance_transfor
     fn(src, num_classes, spacing, convention, black_border, dtype, max_distance=None) -> Tensor
 
 - src: contiguous (B, *spatial); a bool mask when num_classes == 0 (True = foreground), else
-  uint8 / int32 / int64 labels in [0, num_classes).
-- spacing: one positive finite float per spatial axis; convention: one of `CONVENTIONS`;
+  uint8 / int32 / int64 labels; a label outside [0, num_classes) belongs to no class (that
+  element is background in every class's map).
+- spacing: one positive float per spatial axis, each in the normal range of `dtype`, the largest
+  at most MAX_SPACING_RATIO[dtype] times the smallest (the range where the passes stay exact);
+  convention: one of `CONVENTIONS`;
   black_border: the outside of the array is background (the edt conventions only); dtype:
   torch.float32 or torch.float64.
 - max_distance: a bound on the work, not on the result (edt conventions only): distances beyond
@@ -36,6 +39,29 @@ CONVENTIONS = ("edt", "edt_squared", "kervadec", "sdf", "unsigned")
 TWO_SIDED = CONVENTIONS[2:]
 
 _LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
+
+# The largest ratio of the largest to the smallest spacing, per output dtype. The passes run on
+# spacing / max(spacing), with weights w = that squared >= MAX_SPACING_RATIO^-2 (1e-36 and
+# 1e-290): every w d^2 with d >= 1 is a normal number of the dtype, and the first pass's "no
+# element seen" (3e38 or 1e300 elements) still squares to +inf under w. Farther apart, float32
+# underflows and the result is wrong (csrc make_plan checks the same).
+MAX_SPACING_RATIO = {torch.float32: 1e18, torch.float64: 1e145}
+
+
+def check_spacing(spacing: Sequence[float], dtype: torch.dtype) -> None:
+    """ValueError unless spacing fits `dtype` (see MAX_SPACING_RATIO); messages as make_plan's."""
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError("gpudist: spacing must be positive and finite")
+    info = torch.finfo(dtype)
+    for s in spacing:
+        if not info.tiny <= s <= info.max:
+            raise ValueError(f"gpudist: spacing must be in the normal range of {dtype} "
+                             f"[{info.tiny:g}, {info.max:g}], got {s:g}")
+    bound = MAX_SPACING_RATIO[dtype]
+    if max(spacing) > bound * min(spacing):
+        raise ValueError(f"gpudist: spacing: the largest value must be at most {bound:g} times "
+                         f"the smallest for {dtype} output, got {max(spacing):g} and "
+                         f"{min(spacing):g}")
 
 
 def convention_code(convention: str) -> int:
@@ -71,8 +97,7 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
         raise ValueError(f"gpudist: a mask src must be bool, got {src.dtype}")
     if num_classes > 0 and src.dtype not in _LABEL_DTYPES:
         raise ValueError(f"gpudist: labels must be uint8, int32 or int64, got {src.dtype}")
-    if not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError("gpudist: spacing must be positive and finite")
+    check_spacing(spacing, dtype)
     check_convention(convention)
     two_sided = is_two_sided(convention)
     if black_border and two_sided:

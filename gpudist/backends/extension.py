@@ -55,6 +55,10 @@ if AVAILABLE:
         torch._check(query.shape == src.shape, lambda: "query must have the shape of src")
         return src.new_empty((torch.library.get_ctx().new_dynamic_size(),), dtype=dtype)
 
+    @torch.library.register_fake("gpudist::voxel_border")
+    def _voxel_border_fake(mask: torch.Tensor, connectivity: int) -> torch.Tensor:
+        return torch.empty_like(mask, memory_format=torch.contiguous_format)
+
     @torch.library.register_fake("gpudist::boundary_loss_forward")
     def _boundary_loss_forward_fake(logits: torch.Tensor, phi: torch.Tensor,
                                     idc: Sequence[int]) -> torch.Tensor:
@@ -93,6 +97,12 @@ def distance_at(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float]
     +inf in items without background. Its work grows with the distances asked for rather than
     with the volume: for queries near the background (surfaces)."""
     return torch.ops.gpudist.distance_at.default(src, query, list(spacing), dtype)
+
+
+def voxel_border(mask: torch.Tensor, connectivity: int) -> torch.Tensor:
+    """Border voxels mask XOR erode(mask) of bool masks (N, *spatial), outside the image
+    background (the rule of gpudist.metrics.surfaces.voxel_border); contiguous."""
+    return torch.ops.gpudist.voxel_border.default(mask, connectivity)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,9 @@
 """CPU fallback used when the compiled extension is absent: the per-line algorithm of
-csrc/kernels/edt_line.cuh (first pass, stack lower envelope per axis, sign bit carrying the
-class), transliterated for numba and parallelised over lines with prange. Only the plain forms:
-none of the CPU extension's vectorised variants (lanes, windowed envelope). See that header for
-the derivation; a change to it must be mirrored here."""
+csrc/kernels/edt_line.cuh (first pass, lower envelope per axis, sign bit carrying the class),
+transliterated for numba and parallelised over lines with prange. Only the plain forms: none of
+the CPU extension's vectorised variants (lanes, windowed envelope); the envelope is the in-place
+streaming one of csrc/distance_transform/cpu_passes.h (stream_envelope), so scratch stays small
+on long lines. See those headers for the derivation; a change to them must be mirrored here."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import numba as nb
 import numpy as np
 import torch
 
-from .contract import check_arguments, fake_transform, is_two_sided, out_sizes
+from .contract import check_arguments, convention_code, fake_transform, is_two_sided, out_sizes
 
 _NONE = 1 << 62  # position offset meaning "no such element"
 
@@ -52,56 +53,81 @@ def _first_pass_line(src, fg, out, w, two_sided, black_border):
 
 
 @nb.njit(cache=True, nogil=True)
-def _lower_envelope(line, out, w, targets_inside, border_sites, f, v, z):
+def _meet(p, fp, q, fq, w):
+    return 0.5 * ((p + q) + (fq - fp) / (w * (q - p)))
+
+
+@nb.njit(cache=True, nogil=True)
+def _stream_envelope(line, w, targets_inside, border_sites, zero_others, v, f, z):
+    # cpu_passes.h's stream_envelope: the lower envelope in place, each element written once no
+    # site still to come can lower it, parabolas owning only written elements dropped from the
+    # bottom (b); v, f, z are the stack, grown (and returned) only when the live part outgrows
+    # them.
     n = line.shape[0]
-    targets = 0
+    b, k, done = 0, -1, 0
     prev = not border_sites
     cur = n > 0 and _inside(line[0]) == targets_inside
-    for x in range(n):
-        nxt = (_inside(line[x + 1]) == targets_inside) if x + 1 < n else not border_sites
-        targets += cur
-        if cur:
-            f[x] = abs(line[x])
+    for q in range(-1, n + 1):
+        site = False
+        fq = 0.0
+        if q < 0 or q >= n:
+            site = border_sites
         else:
-            f[x] = 0.0 if (prev or nxt) else math.inf
-        prev = cur
-        cur = nxt
-    if targets == 0:
-        return
-    k = -1
-    first = -1 if border_sites else 0
-    last = n if border_sites else n - 1
-    for q in range(first, last + 1):
-        fq = 0.0 if (q < 0 or q >= n) else f[q]
-        if math.isinf(fq):
-            continue
-        s = -math.inf
-        while k >= 0:
-            p = v[k]
-            fp = 0.0 if (p < 0 or p >= n) else f[p]
-            s = 0.5 * ((p + q) + (fq - fp) / (w * (q - p)))
-            if s > z[k]:
-                break
-            k -= 1
-        if k < 0:
+            nxt = (_inside(line[q + 1]) == targets_inside) if q + 1 < n else not border_sites
+            if cur:
+                fq = abs(line[q])
+                site = not math.isinf(fq)  # inf: no element of the other class on this line
+            else:
+                site = prev or nxt
+            prev = cur
+            cur = nxt
+        if site:
             s = -math.inf
-        k += 1
-        v[k] = q
-        z[k] = s
-    j = 0
-    next_z = z[1] if k > 0 else math.inf
-    for x in range(n):
-        if _inside(line[x]) != targets_inside:
+            while k >= b:
+                s = _meet(v[k], f[k], q, fq, w)
+                if s > z[k]:
+                    break
+                k -= 1
+            if k < b:
+                s = -math.inf
+            if k + 1 == v.shape[0]:  # full: move the live parabolas down, or grow
+                live = k - b + 1
+                if b == 0:
+                    v = np.concatenate((v, np.empty_like(v)))
+                    f = np.concatenate((f, np.empty_like(f)))
+                    z = np.concatenate((z, np.empty_like(z)))
+                else:
+                    for i in range(live):
+                        v[i], f[i], z[i] = v[b + i], f[b + i], z[b + i]
+                    k -= b
+                    b = 0
+            k += 1
+            v[k], f[k], z[k] = q, fq, s
+        if q < 0:
             continue
-        g = math.inf  # no site on this line
-        if k >= 0:
-            while next_z < x:
-                j += 1
-                next_z = z[j + 1] if j < k else math.inf
-            p = v[j]
-            fp = 0.0 if (p < 0 or p >= n) else f[p]
-            g = fp + w * (x - p) * (x - p)
-        out[x] = -g if targets_inside else g
+        last = q >= n - 1  # every site is pushed once q = n - 1 (and n) are
+        if q == n - 1 and border_sites:
+            last = False  # the border site n comes next
+        nxt_site = min(q + 1, n)
+        while done < nxt_site:
+            x = done
+            if _inside(line[x]) != targets_inside:
+                if zero_others:
+                    line[x] = 0.0
+                done += 1
+                continue
+            g = math.inf
+            if k >= b:
+                while b < k and z[b + 1] < x:
+                    b += 1
+                g = f[b] + w * (x - v[b]) * (x - v[b])
+                if not last and g > w * (nxt_site - x) * (nxt_site - x):
+                    break
+            elif not last:
+                break
+            line[x] = -g if targets_inside else g
+            done += 1
+    return v, f, z
 
 
 @nb.njit(cache=True, parallel=True)
@@ -117,43 +143,40 @@ def _first_pass(src, classes, out, w, two_sided, black_border):
 
 @nb.njit(cache=True, parallel=True)
 def _envelope_pass(out, w, two_sided, black_border):
-    # out: (outer, n, inner), lines along axis 1
+    # out: (outer, n, inner), lines along axis 1, each transformed in place
     outer, n, inner = out.shape
     for line in nb.prange(outer * inner):
         o, j = line // inner, line % inner
-        inp = out[o, :, j].copy()
-        f = np.empty(n)
-        z = np.empty(n + 2)
-        v = np.empty(n + 2, np.int64)
+        v = np.empty(64, np.int64)
+        f = np.empty(64)
+        z = np.empty(64)
         dst = out[o, :, j]
-        _lower_envelope(inp, dst, w, True, black_border, f, v, z)
+        v, f, z = _stream_envelope(dst, w, True, black_border, not two_sided, v, f, z)
         if two_sided:
-            _lower_envelope(inp, dst, w, False, False, f, v, z)
+            _stream_envelope(dst, w, False, False, False, v, f, z)
+
+
+@nb.njit(cache=True, parallel=True)
+def _finalize(stored, convention, scale, shift):
+    # In place, on the flat output: squared distances with the class in the sign bit -> the
+    # convention's values (edt_line.cuh's finalize_as; conventions by CONVENTIONS index).
+    for i in nb.prange(stored.shape[0]):
+        s = stored[i]
+        g = abs(s)
+        if convention == 1:
+            stored[i] = g * scale * scale
+            continue
+        d = math.sqrt(g) * scale
+        if convention == 0:
+            stored[i] = d
+        elif math.isinf(g):  # a single class: no boundary; a finite g whose d overflows stays
+            stored[i] = 0.0
+        elif convention == 2:
+            stored[i] = 1.0 - d if _inside(s) else d
+        elif convention == 3:
+            stored[i] = shift - d if _inside(s) else d - shift
         else:
-            for x in range(n):
-                if not _inside(inp[x]):
-                    dst[x] = 0.0
-
-
-def _finalize(stored: np.ndarray, convention: str, scale: float, shift: float) -> None:
-    """In place: squared distances with the class in the sign bit -> the convention's values
-    (edt_line.cuh's finalize_as, on whole arrays)."""
-    inside = np.signbit(stored)
-    g = np.abs(stored, out=stored)
-    if convention == "edt_squared":
-        g *= scale * scale
-        return
-    d = np.sqrt(g, out=g)
-    d *= scale
-    if convention == "edt":
-        return
-    no_boundary = np.isinf(d)
-    if convention == "kervadec":
-        np.subtract(1.0, d, out=d, where=inside)
-    elif convention == "sdf":
-        d -= shift
-        np.negative(d, out=d, where=inside)
-    d[no_boundary] = 0.0
+            stored[i] = d
 
 
 @torch.library.custom_op("gpudist::distance_transform_numba", mutates_args=(),
@@ -180,7 +203,7 @@ def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[
         for a in range(len(spatial) - 2, -1, -1):
             inner = math.prod(spatial[a + 1:])
             _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
-        _finalize(out, convention, scale, 0.5 * min(spacing))
+        _finalize(out.reshape(-1), convention_code(convention), scale, 0.5 * min(spacing))
     return torch.from_numpy(out).reshape(out_sizes(src, num_classes))
 
 

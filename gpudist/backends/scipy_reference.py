@@ -5,6 +5,7 @@ backend with it. It states the conventions in their plainest form."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -55,7 +56,8 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
         masks = arr[:, None] == classes
     else:
         masks = arr.astype(bool)
-    flat = masks.reshape((-1,) + arr.shape[1:])
+    spatial = arr.shape[1:]
+    flat = masks.reshape((math.prod(masks.shape[:masks.ndim - len(spatial)]),) + spatial)
     out = np.empty(flat.shape)
     if flat.size:
         for i, mask in enumerate(flat):

@@ -113,11 +113,15 @@ def _rows(values: torch.Tensor, border: torch.Tensor, codes: torch.Tensor | None
     codes (N, *spatial) uint8 and tables (N, n_codes) float64.
     """
     n = border.shape[0]
-    row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
-    count = torch.bincount(row, minlength=n)
     values = values.to(torch.float64)
-    w = (torch.ones_like(values) if codes is None
-         else tables[row, codes.reshape(n, -1)[row, flat].long()])
+    if codes is None:  # unit weights: the rows' counts place every value
+        count = border.reshape(n, -1).sum(1)
+        row = torch.repeat_interleave(torch.arange(n, device=border.device), count)
+        w = torch.ones_like(values)
+    else:
+        row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
+        count = torch.bincount(row, minlength=n)
+        w = tables[row, codes.reshape(n, -1)[row, flat].long()]
     width = int(count.max()) if n else 0
     start = torch.cumsum(count, 0) - count
     pos = torch.arange(values.shape[0], device=border.device) - start[row]

@@ -18,6 +18,8 @@ import itertools
 
 import torch
 
+from ..backends import extension
+
 # DeepMind surface-distance (Apache-2.0, Copyright 2018 Google Inc.), lookup_tables.py,
 # _NEIGHBOUR_CODE_TO_NORMALS: for each 3-D neighbour code 0..255 the normals of its
 # marching-cubes triangles, each component a multiple of 1/8. An area only depends on the
@@ -137,8 +139,13 @@ def voxel_border(mask: torch.Tensor, connectivity: int) -> torch.Tensor:
 
     A mask voxel is a border voxel when one of its neighbours within `connectivity` (the number
     of axes along which the neighbour may differ by one, as scipy's generate_binary_structure)
-    is background or outside the image.
+    is background or outside the image. The extension's kernel where it has one for the device
+    (one pass), else the same rule in torch.
     """
+    if extension.has_kernel("gpudist::voxel_border", mask.device):
+        return extension.voxel_border(mask, connectivity)
+    if mask.numel() == 0:
+        return mask.clone()
     ndim = mask.dim() - 1
     spatial = tuple(mask.shape[1:])
     eroded = mask.clone()
