@@ -82,7 +82,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..validation import choice, output_dtype, spacing_tuple, to_torch
+from ..validation import choice, is_per_item, output_dtype, spacing_tuple, to_torch
 from . import distances
 from .distances import Directed
 from .inputs import Array, binary_pair, check_input_options
@@ -202,12 +202,7 @@ class SurfaceMetrics(Mapping[str, Array]):
 def _spacing_rows(spacing: Spacing, batch: int, classes: int, ndim: int,
                   device: torch.device) -> torch.Tensor:
     """(B * C, ndim) float64 spacing, one row per (b, c), from any accepted `spacing` form."""
-    per_item = (
-        (isinstance(spacing, (torch.Tensor, np.ndarray)) and spacing.ndim == 2)
-        or (isinstance(spacing, Sequence) and not isinstance(spacing, str) and len(spacing) > 0
-            and all(isinstance(s, (Sequence, torch.Tensor, np.ndarray)) for s in spacing))
-    )
-    if per_item:
+    if is_per_item(spacing):
         rows = spacing.tolist() if isinstance(spacing, (torch.Tensor, np.ndarray)) else spacing
         if len(rows) != batch:
             raise ValueError(f"spacing per batch item must have B = {batch} rows, got "
