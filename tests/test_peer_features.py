@@ -190,7 +190,8 @@ def test_multilabel_equals_scipy_per_label(target, data, black_border):
 def test_multilabel_equals_edt_package(data, black_border):
     edt = pytest.importorskip("edt")
     labels, spacing = data
-    expected = edt.edt(np.ascontiguousarray(labels.astype(np.uint32)), anisotropy=spacing,
+    expected = edt.edt(np.ascontiguousarray(labels.astype(np.uint32)),
+                       anisotropy=spacing[0] if len(spacing) == 1 else spacing,  # 1-D: a number
                        black_border=black_border)
     for backend in gpudist.available_backends():
         out = gpudist.edt(labels, spacing, multilabel=True, black_border=black_border,
