@@ -325,8 +325,10 @@ def test_metric_scipy_cdt_case(target, metric):
 def test_metric_bad_arguments():
     with pytest.raises(ValueError, match="metric must be one of"):
         gpudist.edt(torch.ones(3), metric="cityblock")
-    with pytest.raises(ValueError, match="squared=False"):
+    with pytest.raises(ValueError, match="squared=True is for metric='euclidean'"):
         gpudist.edt(torch.ones(3), metric="taxicab", squared=True)
+    with pytest.raises(ValueError, match="do not combine"):
+        gpudist.edt(torch.ones(3, dtype=torch.int64), metric="taxicab", multilabel=True)
     with pytest.raises(NotImplementedError, match="isotropic"):
         gpudist.edt(torch.ones(3, 3), (1.0, 2.0), metric="taxicab", backend="scipy")
 
