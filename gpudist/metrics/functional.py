@@ -357,7 +357,8 @@ def _compute(pred: Array, target: Array, specs: dict[str, _Spec], inputs: _Input
     dist = distances.pair_distances(pair.pred, pair.target, pair.spacing, surface=surface,
                                     connectivity=int(connectivity),
                                     symmetric=not all(s.directed for s in specs.values()),
-                                    dtype=torch.float64 if at_tolerance else out_dtype)
+                                    dtype=torch.float64 if at_tolerance else out_dtype,
+                                    metric=inputs.distance_metric)
     pairs = _Pairs(dist.pred_to_target, dist.target_to_pred, surface, percentile_mode,
                    tolerances)
     both_empty = dist.pred_empty & dist.target_empty
