@@ -10,7 +10,8 @@ tensors (CPU or CUDA) or numpy arrays of bool, integer or floating point values 
 of `spacing`; numpy in, numpy out. C' = C, or C - 1 with `include_background=False` (the default,
 as MONAI's and torchmetrics'), which drops class 0 unless it is the only class. Every class of a
 one-hot input is one binary mask: its classes may overlap. `distance_metric` takes MONAI's and
-torchmetrics' name: "euclidean" ("chessboard" and "taxicab" are not supported yet).
+torchmetrics' names: "euclidean", "chessboard" or "taxicab" (`edt`'s metric transforms, with
+the spacing, which MONAI ignores for these two; the last two run on the CPU backends only).
 
 Conventions:
 
