@@ -1,9 +1,9 @@
 // gpudist: the op schemas (one TORCH_LIBRARY block for every op of the extension) and the Python
 // module stub. Each op's arguments, shapes and checks are documented in its own header:
 // distance_transform/distance_transform.h, distance_at/distance_at.h,
-// boundary_loss/boundary_loss.h, distance_transform/multilabel_cpu.cpp,
-// distance_transform/metric_cpu.cpp, distance_transform/features_cpu.cpp; the implementations register themselves per device with
-// TORCH_LIBRARY_IMPL beside them.
+// boundary_loss/boundary_loss.h (the CPU-only ops multilabel_edt, metric_transform and
+// feature_transform at the top of distance_transform/{multilabel,metric,features}_cpu.cpp); the
+// implementations register themselves per device with TORCH_LIBRARY_IMPL beside them.
 #include <Python.h>
 #include <torch/library.h>
 
