@@ -1,8 +1,10 @@
 // gpudist: the op schemas (one TORCH_LIBRARY block for every op of the extension) and the Python
 // module stub. Each op's arguments, shapes and checks are documented in its own header:
 // distance_transform/distance_transform.h, distance_at/distance_at.h,
-// voxel_border/voxel_border.h, boundary_loss/boundary_loss.h; the implementations register themselves per device with
-// TORCH_LIBRARY_IMPL beside them.
+// voxel_border/voxel_border.h, boundary_loss/boundary_loss.h (the CPU-only ops multilabel_edt,
+// metric_transform and feature_transform at the top of
+// distance_transform/{multilabel,metric,features}_cpu.cpp); the implementations register
+// themselves per device with TORCH_LIBRARY_IMPL beside them.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -20,6 +22,13 @@ TORCH_LIBRARY(gpudist, m) {
   m.def(
       "distance_transform(Tensor src, int num_classes, float[] spacing, str convention, "
       "bool black_border, ScalarType dtype, float? max_distance=None) -> Tensor");
+  m.def(
+      "multilabel_edt(Tensor labels, float[] spacing, bool black_border, bool squared, "
+      "ScalarType dtype) -> Tensor");
+  m.def(
+      "metric_transform(Tensor src, float[] spacing, str metric, bool black_border, "
+      "ScalarType dtype) -> Tensor");
+  m.def("feature_transform(Tensor src, float[] spacing, ScalarType dtype) -> (Tensor, Tensor)");
   m.def("distance_at(Tensor src, Tensor query, float[] spacing, ScalarType dtype) -> Tensor");
   m.def("voxel_border(Tensor mask, int connectivity) -> Tensor");
   m.def("boundary_loss_forward(Tensor logits, Tensor phi, int[] idc) -> Tensor");

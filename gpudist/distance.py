@@ -4,7 +4,10 @@ Conventions shared by every function here:
 
 - The last `ndim` dims of the input are spatial; leading dims form a batch and each batch item is
   transformed on its own (scipy would treat a stacked array as one volume).
-- `spacing` is the physical size of a voxel: one positive finite number, or one per spatial axis.
+- `spacing` (alias `sampling`, scipy's name) is the physical size of a voxel: one positive
+  finite number, or one per spatial axis; or one per batch item: a (B, ndim) tensor or array (B
+  the number of items) or a sequence of B tuples. Items are grouped by equal spacing and each
+  group is one transform: a batch of k distinct spacings costs k launches.
 - Distances are Euclidean between voxel centres, in the units of `spacing`, exact: equal to
   scipy.ndimage.distance_transform_edt in float64, to the precision of the output dtype.
 - Outputs are float32 (float64 when the input is float64, or with `dtype=`), contiguous, on the
@@ -23,7 +26,8 @@ from typing import Any
 import torch
 
 from .backends import resolve
-from .backends.contract import TWO_SIDED, out_sizes
+from .backends.contract import METRICS, TWO_SIDED, out_sizes
+from .backends.registry import resolve_variant
 from .validation import (
     check_integer_dtype,
     check_mask_dtype,
@@ -33,7 +37,8 @@ from .validation import (
     optional_real,
     output_dtype,
     positive_int,
-    spacing_tuple,
+    spacing_alias,
+    spacing_rows,
     spatial_ndim,
     to_torch,
 )
@@ -43,11 +48,44 @@ CONVENTIONS = TWO_SIDED  # the signed maps: "kervadec", "sdf", "unsigned"
 Array = Any  # torch.Tensor or numpy.ndarray
 
 
-def _run(src: torch.Tensor, num_classes: int, spacing: tuple[float, ...], convention: str,
+Spacing = "tuple[float, ...] | list[tuple[float, ...]]"  # one for all items, or one per item
+
+
+def _run(src: torch.Tensor, num_classes: int, spacing: Spacing, convention: str,
          black_border: bool, dtype: torch.dtype, backend: str | None,
          max_distance: float | None = None) -> torch.Tensor:
+    """The backend's transform of src (B, *spatial); `spacing` a tuple, or a list of B tuples."""
     fn = resolve(backend, src.device)
-    return fn(src, num_classes, spacing, convention, black_border, dtype, max_distance)
+    return _per_spacing(lambda s, sp: fn(s, num_classes, sp, convention, black_border, dtype,
+                                         max_distance), src, spacing)
+
+
+def _per_spacing(transform: Any, src: torch.Tensor, spacing: Spacing) -> Any:
+    """transform(src, spacing) (a tensor or a tuple of tensors, batch first) for one spacing
+    tuple; for a list of B tuples (one per item), one transform per distinct spacing, of the
+    items that have it, gathered."""
+    if isinstance(spacing, tuple):
+        return transform(src, spacing)
+    groups: dict[tuple[float, ...], list[int]] = {}
+    for i, row in enumerate(spacing):
+        groups.setdefault(row, []).append(i)
+    if len(groups) == 1:
+        return transform(src, spacing[0])
+    outs: tuple[torch.Tensor, ...] = ()
+    for row, items in groups.items():
+        index = torch.tensor(items, device=src.device)
+        part = transform(src[index].contiguous(), row)
+        parts = part if isinstance(part, tuple) else (part,)
+        if not outs:
+            outs = tuple(p.new_empty((src.shape[0],) + tuple(p.shape[1:])) for p in parts)
+        for out, p in zip(outs, parts):
+            out[index] = p
+    return outs if isinstance(part, tuple) else outs[0]
+
+
+def _repeat_rows(spacing: Spacing, times: int) -> Spacing:
+    """A per-item spacing repeated for `times` consecutive items each (the classes of an item)."""
+    return spacing if isinstance(spacing, tuple) else [r for r in spacing for _ in range(times)]
 
 
 def _reserve(sizes: Any, dtype: torch.dtype, device: torch.device) -> None:
@@ -73,12 +111,14 @@ def _batched_mask(x: torch.Tensor, ndim: int, dtype: torch.dtype) -> torch.Tenso
 
 def edt(mask: Array, spacing: Any = None, *, ndim: int | None = None, squared: bool = False,
         black_border: bool = False, max_distance: float | None = None, dtype: Any = None,
-        backend: str | None = None) -> Array:
+        backend: str | None = None, sampling: Any = None, multilabel: bool = False,
+        metric: str = "euclidean", return_indices: bool = False) -> Any:
     """Euclidean distance from every nonzero element to the nearest zero element (scipy's rule).
 
     Args:
         mask: (*batch, *spatial) bool, integer or floating-point tensor or numpy array.
-        spacing: voxel size, a number or one value per spatial axis (default 1).
+        spacing: voxel size, a number or one value per spatial axis (default 1), or one row per
+            batch item ((B, ndim), B the product of the batch dims).
         ndim: number of trailing spatial dims (default: all dims, like scipy).
         squared: return squared distances.
         black_border: treat everything outside the array as zero (background).
@@ -87,28 +127,84 @@ def edt(mask: Array, spacing: Any = None, *, ndim: int | None = None, squared: b
             the work beyond it, which makes short-range maps (surfaces, bands) much cheaper.
         dtype: float32 or float64 output (default float32, float64 for a float64 mask).
         backend: "extension", "numba", "scipy" or None for the fastest available.
+        sampling: scipy's name for `spacing` (pass one of them).
+        multilabel: `mask` holds integer labels (or bool), 0 the background: the distance from
+            every element of a nonzero label to the nearest element of a different label (0
+            included), as seung-lab edt's `edt.edt(labels, anisotropy=spacing,
+            black_border=...)`; 0 on label 0. CPU backends only (the CUDA ones raise
+            NotImplementedError).
+        metric: "euclidean" (the default), or scipy's `distance_transform_cdt` metrics
+            "taxicab" (sum over the axes of spacing times |index difference|) and "chessboard"
+            (their max), exact with any spacing; `squared` is then an error. CPU backends only
+            (the scipy one with an isotropic spacing).
+        return_indices: also return the feature transform, as scipy's: for every element the
+            index of a nearest zero element (itself on zeros), int64 of shape
+            (*batch, ndim, *spatial) (an unbatched mask: scipy's (ndim, *spatial)); -1 in an item
+            without zeros. Ties (equidistant zeros) are broken pass by pass: each pass (axis 0
+            first) keeps the candidate of the lower index along its axis (up to the rounding of
+            the envelope's intersections); scipy may pick another of them (at the same
+            distance). CPU backends only.
 
     Returns:
         Same shape as `mask`: 0 on zero elements; +inf everywhere in a batch item that has no
         zero element (with black_border the border is a zero, so the map stays finite), and
-        beyond max_distance.
+        beyond max_distance. With return_indices, the pair (distances, indices).
     """
     x, back = to_torch(mask, "mask")
     check_mask_dtype(x, "mask")
     nd = spatial_ndim(x, ndim, "mask")
-    sp = spacing_tuple(spacing, nd)
     limit = optional_real(max_distance, "max_distance")
+    batch = math.prod(x.shape[:x.dim() - nd])
+    sp = spacing_rows(spacing_alias(spacing, sampling), nd, batch)
+    choice(metric, "metric", METRICS)
     out_dtype = output_dtype(dtype, x)
-    out = _run(_batched_mask(x, nd, out_dtype), 0, sp, "edt_squared" if squared else "edt",
-               bool(black_border), out_dtype, backend, limit)
+    if (metric != "euclidean") + bool(multilabel) + bool(return_indices) > 1:
+        raise ValueError("metric != 'euclidean', multilabel=True and return_indices=True "
+                         "do not combine")
+    if (metric != "euclidean" or return_indices) and squared:
+        raise ValueError("squared=True is for metric='euclidean' without return_indices")
+    if return_indices and (black_border or limit is not None):
+        raise ValueError("return_indices=True takes black_border=False and max_distance=None "
+                         "(a feature is an element of the array, as in scipy)")
+    if metric != "euclidean":
+        fn = resolve_variant("metric_transform", backend, x.device)
+        out = _per_spacing(lambda s, row: fn(s, row, metric, bool(black_border), out_dtype),
+                           _batched_mask(x, nd, out_dtype), sp)
+    elif multilabel:
+        if x.dtype != torch.bool:
+            check_integer_dtype(x, "mask (multilabel=True: integer labels)")
+        src = index_labels(x).reshape((batch,) + tuple(x.shape[x.dim() - nd:])).contiguous()
+        fn = resolve_variant("multilabel_edt", backend, x.device)
+        out = _per_spacing(lambda s, row: fn(s, row, bool(black_border), bool(squared),
+                                             out_dtype), src, sp)
+    elif return_indices:
+        fn = resolve_variant("feature_transform", backend, x.device)
+        out, flat = _per_spacing(lambda s, row: fn(s, row, out_dtype),
+                                 _batched_mask(x, nd, out_dtype), sp)
+        return back(out.reshape(x.shape)), back(_unravel(flat, x.shape, nd))
+    else:
+        out = _run(_batched_mask(x, nd, out_dtype), 0, sp, "edt_squared" if squared else "edt",
+                   bool(black_border), out_dtype, backend, limit)
     if limit is not None:
         out.masked_fill_(out > (limit * limit if squared else limit), math.inf)
     return back(out.reshape(x.shape))
 
 
+def _unravel(flat: torch.Tensor, shape: tuple[int, ...], nd: int) -> torch.Tensor:
+    """Flat indices (B, *spatial) within an item -> (*batch, nd, *spatial) int64 coordinates
+    (-1 where the flat index is -1)."""
+    spatial = shape[len(shape) - nd:]
+    coords, rest = [], flat
+    for n in reversed(spatial):
+        coords.append(torch.where(rest < 0, -1, rest % n))
+        rest = torch.where(rest < 0, -1, rest // n)
+    out = torch.stack(coords[::-1], dim=1)  # (B, nd, *spatial)
+    return out.reshape(tuple(shape[:len(shape) - nd]) + (nd,) + tuple(spatial))
+
+
 def signed_distance(mask: Array, spacing: Any = None, *, ndim: int | None = None,
                     convention: str = "kervadec", dtype: Any = None,
-                    backend: str | None = None) -> Array:
+                    backend: str | None = None, sampling: Any = None) -> Array:
     """Signed distance (level-set) map of a mask, per batch item.
 
     With D(v) the distance from voxel v to the nearest voxel of the other class:
@@ -132,23 +228,33 @@ def signed_distance(mask: Array, spacing: Any = None, *, ndim: int | None = None
     check_mask_dtype(x, "mask")
     choice(convention, "convention", CONVENTIONS)
     nd = spatial_ndim(x, ndim, "mask")
-    sp = spacing_tuple(spacing, nd)
+    sp = spacing_rows(spacing_alias(spacing, sampling), nd, math.prod(x.shape[:x.dim() - nd]))
     out_dtype = output_dtype(dtype, x)
     out = _run(_batched_mask(x, nd, out_dtype), 0, sp, convention, False, out_dtype, backend)
     return back(out.reshape(x.shape))
 
 
+def _batch_hint(x: torch.Tensor, layout: str) -> str:
+    return (f"; expected {layout}, got shape {tuple(x.shape)} (add a batch dim for a single "
+            f"sample: x[None])")
+
+
 def one_hot_to_dist(one_hot: Array, spacing: Any = None, *, convention: str = "kervadec",
-                    dtype: Any = None, validate: bool = True, backend: str | None = None) -> Array:
+                    dtype: Any = None, validate: bool = True, backend: str | None = None,
+                    ndim: int | None = None, sampling: Any = None) -> Array:
     """Distance maps of every (batch, class) of a one-hot tensor in one call.
 
     Args:
-        one_hot: (B, C, *spatial) of 0/1 values (bool, integer or floating point).
-        spacing: voxel size, a number or one value per spatial axis.
+        one_hot: (B, C, *spatial) of 0/1 values (bool, integer or floating point). A single
+            (C, *spatial) sample (the signature of Kervadec's `one_hot2dist`) needs a batch dim.
+        spacing: voxel size, a number or one value per spatial axis, or one row per batch item
+            ((B, ndim) or a sequence of B tuples); `sampling` is its alias (scipy's name).
         convention: "kervadec", "sdf" or "unsigned", as in `signed_distance`.
         validate: check that values are 0/1 and, for "kervadec", that every voxel has exactly one
             class, as the paper's `one_hot2dist` asserts (one reduction; skipped under
             torch.compile, where data-dependent checks cannot run).
+        ndim: the number of spatial dims, checked when given (default one_hot.dim() - 2): with
+            validate=False, the one guard against a sample without its batch dim.
 
     Returns:
         (B, C, *spatial) float32 (or `dtype`) maps; an absent class, or one that fills the image,
@@ -157,33 +263,44 @@ def one_hot_to_dist(one_hot: Array, spacing: Any = None, *, convention: str = "k
     x, back = to_torch(one_hot, "one_hot")
     check_mask_dtype(x, "one_hot")
     choice(convention, "convention", CONVENTIONS)
+    hint = _batch_hint(x, "(B, C, *spatial)")
     if x.dim() < 3:
-        raise ValueError(f"one_hot must be (B, C, *spatial) with at least one spatial dim, "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(f"one_hot must be (B, C, *spatial) with at least one spatial dim{hint}")
+    nd = _check_ndim(ndim, x.dim() - 2, "one_hot", hint)
     if validate and not torch.compiler.is_compiling() and x.numel():
         check_one_hot(x, "one_hot", convention == "kervadec",
-                      f"for convention='kervadec'; expected (B, C, *spatial), got shape "
-                      f"{tuple(x.shape)} (add a batch dim for a single (C, *spatial) sample; "
-                      f"pass validate=False to skip this check)")
-    nd = x.dim() - 2
-    sp = spacing_tuple(spacing, nd)
+                      f"for convention='kervadec'{hint}; pass validate=False to skip this check")
+    sp = _repeat_rows(spacing_rows(spacing_alias(spacing, sampling), nd, x.shape[0], hint),
+                      x.shape[1])
     out_dtype = output_dtype(dtype, x)
     out = _run(_batched_mask(x, nd, out_dtype), 0, sp, convention, False, out_dtype, backend)
     return back(out.reshape(x.shape))
 
 
+def _check_ndim(ndim: Any, actual: int, name: str, hint: str) -> int:
+    if ndim is None:
+        return actual
+    if not isinstance(ndim, int) or isinstance(ndim, bool):
+        raise TypeError(f"ndim must be an int or None, got {type(ndim).__name__}")
+    if ndim != actual:
+        raise ValueError(f"{name} has {actual} spatial dims, ndim={ndim} was given{hint}")
+    return ndim
+
+
 def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
                    convention: str = "kervadec", dtype: Any = None, validate: bool = True,
-                   backend: str | None = None) -> Array:
+                   backend: str | None = None, ndim: int | None = None,
+                   sampling: Any = None) -> Array:
     """Distance maps of every class of integer label maps, without building a one-hot tensor.
 
     Args:
         labels: (B, *spatial) integer class indices in [0, num_classes).
         num_classes: C, the number of classes.
-        spacing, convention, dtype, backend: as in `one_hot_to_dist`.
+        spacing, sampling, convention, dtype, backend: as in `one_hot_to_dist`.
         validate: check 0 <= labels < num_classes (one reduction; skipped under torch.compile).
             Unchecked (validate=False), a label outside [0, num_classes) belongs to no class:
             that voxel is background in every class's map, on every backend.
+        ndim: the number of spatial dims, checked when given (default labels.dim() - 1).
 
     Returns:
         (B, C, *spatial) float32 (or `dtype`) maps, equal to `one_hot_to_dist` of the one-hot
@@ -193,9 +310,10 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
     check_integer_dtype(x, "labels")
     choice(convention, "convention", CONVENTIONS)
     num_classes = positive_int(num_classes, "num_classes")
+    hint = _batch_hint(x, "(B, *spatial)")
     if x.dim() < 2:
-        raise ValueError(f"labels must be (B, *spatial) with at least one spatial dim, "
-                         f"got shape {tuple(x.shape)}")
+        raise ValueError(f"labels must be (B, *spatial) with at least one spatial dim{hint}")
+    nd = _check_ndim(ndim, x.dim() - 1, "labels", hint)
     out_dtype = output_dtype(dtype, torch.empty(0))
     if index_labels(x[:0]).dtype != x.dtype or not x.is_contiguous():  # x will be copied
         _reserve(out_sizes(x, num_classes), out_dtype, x.device)
@@ -210,6 +328,6 @@ def labels_to_dist(labels: Array, num_classes: int, spacing: Any = None, *,
         if hi >= num_classes:
             raise ValueError(f"num_classes ({num_classes}) must be greater than the largest "
                              f"label ({hi})")
-    sp = spacing_tuple(spacing, x.dim() - 1)
+    sp = spacing_rows(spacing_alias(spacing, sampling), nd, x.shape[0], hint)
     out = _run(x.contiguous(), num_classes, sp, convention, False, out_dtype, backend)
     return back(out)

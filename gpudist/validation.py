@@ -108,6 +108,44 @@ def spacing_tuple(spacing: Any, ndim: int) -> tuple[float, ...]:
     return tuple(float(v) for v in values)
 
 
+def is_per_item(spacing: Any) -> bool:
+    """True for a per-item spacing: a 2-D tensor/array, or a sequence of sequences."""
+    if isinstance(spacing, (torch.Tensor, np.ndarray)):
+        return spacing.ndim >= 2
+    return (isinstance(spacing, Sequence) and not isinstance(spacing, str) and len(spacing) > 0
+            and all(isinstance(s, (Sequence, torch.Tensor, np.ndarray)) for s in spacing))
+
+
+def spacing_rows(spacing: Any, ndim: int, batch: int,
+                 hint: str = "") -> tuple[float, ...] | list[tuple[float, ...]]:
+    """`spacing` for a batch of `batch` items: one tuple (spacing_tuple) shared by every item, or,
+    for a per-item spacing ((batch, ndim) tensor/array, (*batch, ndim) tensor/array, or a sequence
+    of `batch` tuples), one tuple per item. `hint` ends the messages of a wrong length."""
+    if not is_per_item(spacing):
+        try:
+            return spacing_tuple(spacing, ndim)
+        except ValueError as exc:
+            raise ValueError(f"{exc}{hint}") from None
+    if isinstance(spacing, (torch.Tensor, np.ndarray)):
+        if spacing.shape[-1] != ndim:
+            raise ValueError(f"spacing per batch item must have one value per spatial axis "
+                             f"({ndim}) in its last dim, got shape {tuple(spacing.shape)}{hint}")
+        spacing = spacing.reshape(-1, ndim).tolist()
+    if len(spacing) != batch:
+        raise ValueError(f"spacing per batch item must have B = {batch} rows, got "
+                         f"{len(spacing)}{hint}")
+    return [spacing_tuple(r, ndim) for r in spacing]
+
+
+def spacing_alias(spacing: Any, sampling: Any) -> Any:
+    """scipy's name `sampling` as an alias of `spacing` (one of them, not both)."""
+    if sampling is None:
+        return spacing
+    if spacing is not None:
+        raise TypeError("pass spacing or its alias sampling (scipy's name), not both")
+    return sampling
+
+
 def output_dtype(dtype: Any, x: torch.Tensor) -> torch.dtype:
     """float64 when asked, or when x is float64 and nothing is asked; float32 otherwise."""
     if dtype is None:

@@ -10,7 +10,6 @@ Case i runs with seed GPUDIST_FUZZ_SEED + i (default 13000), GPUDIST_FUZZ_CASES 
 
 from __future__ import annotations
 
-import math
 import os
 
 import numpy as np
@@ -19,7 +18,7 @@ import torch
 from scipy import ndimage
 
 import gpudist
-from common import assert_close_map, assert_matches, to_numpy
+from common import assert_close_map, assert_matches
 
 SEED = int(os.environ.get("GPUDIST_FUZZ_SEED", "13000"))
 CASES = int(os.environ.get("GPUDIST_FUZZ_CASES", "150"))

@@ -271,10 +271,31 @@ def test_monai_surface_dice_all_distances():
                                  ([3, 6], [[1 - 1 / (36 * 2 + 8 + 4), 1 - 2 / 6]])):
         res = M.surface_dice(predictions, labels, class_thresholds=thresholds, **kw)
         np.testing.assert_array_almost_equal(res.numpy(), expected)
-    with pytest.raises(ValueError, match="'chessboard' is not supported yet.*'euclidean'"):
-        M.surface_dice(predictions, labels, [1, 1], distance_metric="chessboard", **kw)
-    with pytest.raises(ValueError, match="'taxicab' is not supported yet"):
-        M.SurfaceDice([1, 1], distance_metric="taxicab")
+    with pytest.raises(ValueError, match="distance_metric must be one of"):
+        M.SurfaceDice([1, 1], distance_metric="cityblock")
+
+
+@pytest.mark.parametrize("distance_metric", ["chessboard", "taxicab"])
+def test_monai_chessboard_and_taxicab_metrics(distance_metric):
+    """MONAI's distance_metric (scipy's distance_transform_cdt on the edges, unit spacing)."""
+    monai_metrics = _need("monai.metrics")
+    rng = np.random.default_rng(11)
+    for shape in ((2, 2, 17, 13), (1, 2, 9, 8, 7)):
+        pred = torch.from_numpy(rng.random(shape) < 0.3)
+        target = torch.from_numpy(rng.random(shape) < 0.3)
+        kw = dict(include_background=True, distance_metric=distance_metric)
+        for ours, theirs in (
+                (M.hausdorff_distance(pred, target, **kw),
+                 monai_metrics.compute_hausdorff_distance(pred, target, **kw)),
+                (M.hausdorff_distance(pred, target, percentile=95, **kw),
+                 monai_metrics.compute_hausdorff_distance(pred, target, percentile=95, **kw)),
+                (M.average_surface_distance(pred, target, **kw),
+                 monai_metrics.compute_average_surface_distance(pred, target, symmetric=True,
+                                                                **kw)),
+                (M.surface_dice(pred, target, [1.0, 2.0], **kw),
+                 monai_metrics.compute_surface_dice(pred, target, [1.0, 2.0], **kw))):
+            np.testing.assert_allclose(np.asarray(ours, np.float64),
+                                       np.asarray(theirs, np.float64), rtol=1e-5)
 
 
 def test_empty_batch_class_and_spatial_dims_give_empty_results():

@@ -18,6 +18,37 @@ A backend is a function with the semantics of the op `gpudist::distance_transfor
 - Returns (B, *spatial) for a mask, (B, num_classes, *spatial) for labels, of `dtype`, on src's
   device.
 
+A multi-label backend (`multilabel=True`) has the semantics of the op `gpudist::multilabel_edt`
+(csrc/distance_transform/multilabel_cpu.cpp):
+
+    fn(labels, spacing, black_border, squared, dtype) -> Tensor
+
+- labels: contiguous (B, *spatial) bool / uint8 / int32 / int64; 0 is the background.
+- Returns (B, *spatial) of `dtype`: the distance from each element of a nonzero label to the
+  nearest element of a different label (0 included; the outside too with black_border), 0 on
+  label 0, +inf in an item of a single nonzero label (without black_border).
+
+A metric backend (`metric="taxicab" | "chessboard"`) has the semantics of the op
+`gpudist::metric_transform` (csrc/distance_transform/metric_cpu.cpp):
+
+    fn(src, spacing, metric, black_border, dtype) -> Tensor
+
+- src: contiguous (B, *spatial) bool mask; metric: one of `METRICS[1:]`.
+- Returns (B, *spatial) of `dtype`: the distance (sum or max over the axes of spacing times the
+  index difference) from each foreground element to the nearest background element, 0 on the
+  background, +inf in an item without background.
+
+A feature backend (`return_indices=True`) has the semantics of the op
+`gpudist::feature_transform` (csrc/distance_transform/features_cpu.cpp):
+
+    fn(src, spacing, dtype) -> (distances, features)
+
+- src: contiguous (B, *spatial) bool mask.
+- Returns the "edt" distances (B, *spatial) of `dtype` and int64 features (B, *spatial): the
+  row-major flat index, within its item, of a nearest background element (ties: the lowest
+  index along each pass's axis, see csrc/kernels/edt_features.cuh); -1 in an item without
+  background.
+
 This module is the leaf that every backend imports: the convention table, the argument checks
 (the op's `make_plan` checks, with its messages), the output-shape rule and the fake kernel of the
 Python backends' ops. It imports no other gpudist module.
@@ -37,6 +68,10 @@ Backend = Callable[..., torch.Tensor]
 CONVENTIONS = ("edt", "edt_squared", "kervadec", "sdf", "unsigned")
 # Those that need the distance on both sides of the boundary (the signed maps).
 TWO_SIDED = CONVENTIONS[2:]
+
+# The metrics of `edt(metric=...)`, scipy's names (distance_transform_cdt, MONAI's
+# distance_metric); all but the first run through the metric backends.
+METRICS = ("euclidean", "taxicab", "chessboard")
 
 _LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
 
@@ -108,6 +143,48 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
             raise ValueError("gpudist: max_distance must be >= 0")
         if two_sided:
             raise ValueError("gpudist: max_distance applies to the edt conventions only")
+
+
+def check_multilabel_arguments(labels: torch.Tensor, spacing: Sequence[float],
+                               dtype: torch.dtype) -> None:
+    """The op gpudist::multilabel_edt's checks, with its messages: ValueError when one fails."""
+    nd = len(spacing)
+    if nd < 1:
+        raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
+    if labels.dim() != nd + 1:
+        raise ValueError(f"gpudist: labels must be (batch, *spatial) with {nd} spatial dims, "
+                         f"got {labels.dim()} dims")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError("gpudist: dtype must be float32 or float64")
+    if labels.dtype not in (torch.bool,) + _LABEL_DTYPES:
+        raise ValueError("gpudist: labels must be bool, uint8, int32 or int64")
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError("gpudist: spacing must be positive and finite")
+
+
+def check_metric_arguments(src: torch.Tensor, spacing: Sequence[float], metric: str,
+                           dtype: torch.dtype) -> None:
+    """The op gpudist::metric_transform's checks, with its messages: ValueError when one fails."""
+    nd = len(spacing)
+    if nd < 1:
+        raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
+    if src.dim() != nd + 1:
+        raise ValueError(f"gpudist: src must be (batch, *spatial) with {nd} spatial dims, "
+                         f"got {src.dim()} dims")
+    if src.dtype != torch.bool:
+        raise ValueError("gpudist: a mask src must be bool")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError("gpudist: dtype must be float32 or float64")
+    if metric not in METRICS[1:]:
+        raise ValueError(f"gpudist: metric must be 'taxicab' or 'chessboard', got '{metric}'")
+    if not all(math.isfinite(s) and s > 0 for s in spacing):
+        raise ValueError("gpudist: spacing must be positive and finite")
+
+
+def check_feature_arguments(src: torch.Tensor, spacing: Sequence[float],
+                            dtype: torch.dtype) -> None:
+    """The op gpudist::feature_transform's checks, with its messages (ValueError)."""
+    check_metric_arguments(src, spacing, "taxicab", dtype)  # the same checks, bar the metric
 
 
 def out_sizes(src: torch.Tensor, num_classes: int) -> list[int]:

@@ -49,6 +49,22 @@ if AVAILABLE:
 
     torch.library.register_fake("gpudist::distance_transform")(fake_transform)
 
+    @torch.library.register_fake("gpudist::multilabel_edt")
+    def _multilabel_edt_fake(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
+                             squared: bool, dtype: torch.dtype) -> torch.Tensor:
+        return labels.new_empty(labels.shape, dtype=dtype)
+
+    @torch.library.register_fake("gpudist::metric_transform")
+    def _metric_transform_fake(src: torch.Tensor, spacing: Sequence[float], metric: str,
+                               black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+        return src.new_empty(src.shape, dtype=dtype)
+
+    @torch.library.register_fake("gpudist::feature_transform")
+    def _feature_transform_fake(src: torch.Tensor, spacing: Sequence[float],
+                                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        return (src.new_empty(src.shape, dtype=dtype),
+                src.new_empty(src.shape, dtype=torch.int64))
+
     @torch.library.register_fake("gpudist::distance_at")
     def _distance_at_fake(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
                           dtype: torch.dtype) -> torch.Tensor:
@@ -89,6 +105,35 @@ def distance_transform(
     return torch.ops.gpudist.distance_transform.default(
         src, num_classes, list(spacing), convention, black_border, dtype, max_distance
     )
+
+
+def _cpu_only(op: str, x: torch.Tensor) -> None:
+    if not has_kernel(f"gpudist::{op}", x.device):
+        raise NotImplementedError(f"gpudist::{op}: the extension has no {x.device.type} kernel; "
+                                  "the CPU backends (extension, numba, scipy) run it")
+
+
+def multilabel_edt(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
+                   squared: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The op gpudist::multilabel_edt (see contract): CPU only."""
+    _cpu_only("multilabel_edt", labels)
+    return torch.ops.gpudist.multilabel_edt.default(labels, list(spacing), black_border, squared,
+                                                    dtype)
+
+
+def metric_transform(src: torch.Tensor, spacing: Sequence[float], metric: str,
+                     black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The op gpudist::metric_transform (see contract): CPU only."""
+    _cpu_only("metric_transform", src)
+    return torch.ops.gpudist.metric_transform.default(src, list(spacing), metric, black_border,
+                                                      dtype)
+
+
+def feature_transform(src: torch.Tensor, spacing: Sequence[float],
+                      dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op gpudist::feature_transform (see contract): CPU only."""
+    _cpu_only("feature_transform", src)
+    return torch.ops.gpudist.feature_transform.default(src, list(spacing), dtype)
 
 
 def distance_at(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],

@@ -14,7 +14,16 @@ import numba as nb
 import numpy as np
 import torch
 
-from .contract import check_arguments, convention_code, fake_transform, is_two_sided, out_sizes
+from .contract import (
+    check_arguments,
+    check_feature_arguments,
+    check_metric_arguments,
+    check_multilabel_arguments,
+    convention_code,
+    fake_transform,
+    is_two_sided,
+    out_sizes,
+)
 
 _NONE = 1 << 62  # position offset meaning "no such element"
 
@@ -218,3 +227,369 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
         raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
     return distance_transform_numba(src, num_classes, list(spacing), convention, black_border,
                                     dtype, max_distance)
+
+
+# --- the multi-label transform (csrc/kernels/edt_multilabel.cuh) --------------------------------
+
+
+@nb.njit(cache=True, nogil=True)
+def _run_end(labels, s):
+    e = s + 1
+    while e < labels.shape[0] and labels[e] == labels[s]:
+        e += 1
+    return e
+
+
+@nb.njit(cache=True, nogil=True)
+def _multilabel_first_pass_line(labels, out, w, black_border):
+    n = labels.shape[0]
+    s = 0
+    while s < n:
+        e = _run_end(labels, s)
+        for x in range(s, e):
+            left = float(x - s + 1) if (s > 0 or black_border) else math.inf
+            right = float(e - x) if (e < n or black_border) else math.inf
+            d = min(left, right)
+            out[x] = 0.0 if labels[s] == 0 else (math.inf if math.isinf(d) else w * d * d)
+        s = e
+
+
+@nb.njit(cache=True, nogil=True)
+def _envelope_push(k, q, fq, w, f, v, z):
+    s = -math.inf
+    while k >= 0:
+        p = v[k]
+        s = 0.5 * ((p + q) + (fq - f[k]) / (w * (q - p)))
+        if s > z[k]:
+            break
+        k -= 1
+    if k < 0:
+        s = -math.inf
+    k += 1
+    v[k] = q
+    f[k] = fq
+    z[k] = s
+    return k
+
+
+@nb.njit(cache=True, nogil=True)
+def _multilabel_envelope_line(labels, line, w, black_border, f, v, z):
+    # in place: a run's sites are read before its elements are written
+    n = labels.shape[0]
+    s = 0
+    while s < n:
+        e = _run_end(labels, s)
+        if labels[s] == 0:
+            line[s:e] = 0.0
+            s = e
+            continue
+        k = -1
+        if s > 0 or black_border:
+            k = _envelope_push(k, s - 1, 0.0, w, f, v, z)
+        for q in range(s, e):
+            if not math.isinf(line[q]):
+                k = _envelope_push(k, q, float(line[q]), w, f, v, z)
+        if e < n or black_border:
+            k = _envelope_push(k, e, 0.0, w, f, v, z)
+        j = 0
+        next_z = z[1] if k > 0 else math.inf
+        for x in range(s, e):
+            g = math.inf
+            if k >= 0:
+                while next_z < x:
+                    j += 1
+                    next_z = z[j + 1] if j < k else math.inf
+                g = f[j] + w * (x - v[j]) * (x - v[j])
+            line[x] = g
+        s = e
+
+
+@nb.njit(cache=True, parallel=True)
+def _multilabel_pass(labels, out, w, black_border, first):
+    # labels, out: (outer, n, inner), lines along axis 1
+    outer, n, inner = out.shape
+    for line in nb.prange(outer * inner):
+        o, j = line // inner, line % inner
+        lab = labels[o, :, j].copy()
+        buf = out[o, :, j].copy()
+        if first:
+            _multilabel_first_pass_line(lab, buf, w, black_border)
+        else:
+            f = np.empty(n + 2)
+            z = np.empty(n + 2)
+            v = np.empty(n + 2, np.int64)
+            _multilabel_envelope_line(lab, buf, w, black_border, f, v, z)
+        out[o, :, j] = buf
+
+
+@torch.library.custom_op("gpudist::multilabel_edt_numba", mutates_args=(), device_types="cpu")
+def multilabel_edt_numba(labels: torch.Tensor, spacing: list[float], black_border: bool,
+                         squared: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The multi-label transform (the op gpudist::multilabel_edt), as an op."""
+    check_multilabel_arguments(labels, spacing, dtype)
+    spatial = tuple(labels.shape[1:])
+    out = np.empty(labels.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
+    if out.size:
+        scale = max(spacing)
+        arr = labels.contiguous().numpy()
+        if arr.dtype == np.bool_:
+            arr = arr.view(np.uint8)
+        for a in range(len(spatial)):
+            shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
+            _multilabel_pass(arr.reshape(shape), out.reshape(shape), (spacing[a] / scale) ** 2,
+                             black_border, a == 0)
+        if squared:
+            out *= scale * scale
+        else:
+            np.sqrt(out, out=out)
+            out *= scale
+    return torch.from_numpy(out)
+
+
+@multilabel_edt_numba.register_fake
+def _multilabel_fake(labels, spacing, black_border, squared, dtype):
+    return labels.new_empty(labels.shape, dtype=dtype)
+
+
+def multilabel_edt(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
+                   squared: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The multi-label backend contract (see `contract`), on CPU tensors."""
+    if labels.device.type != "cpu":
+        raise ValueError(f"the numba backend runs on CPU tensors only, got {labels.device}")
+    return multilabel_edt_numba(labels, list(spacing), black_border, squared, dtype)
+
+
+# --- the taxicab and chessboard transforms (csrc/kernels/edt_metrics.cuh) ----------------------
+
+
+@nb.njit(cache=True, nogil=True)
+def _metric_first_pass_line(src, out, h, black_border):
+    n = src.shape[0]
+    since = 0.0 if black_border else math.inf
+    for x in range(n):
+        since = since + 1.0 if src[x] else 0.0
+        out[x] = since
+    since = 0.0 if black_border else math.inf
+    for x in range(n - 1, -1, -1):
+        since = since + 1.0 if src[x] else 0.0
+        d = min(float(out[x]), since)
+        out[x] = math.inf if math.isinf(d) else h * d
+
+
+@nb.njit(cache=True, nogil=True)
+def _taxicab_line(line, h, black_border):
+    n = line.shape[0]
+    for sweep in range(2):
+        prev = 0.0 if black_border else math.inf
+        for i in range(n):
+            x = i if sweep == 0 else n - 1 - i
+            prev = min(prev + h, float(line[x]))
+            line[x] = prev
+
+
+@nb.njit(cache=True, nogil=True)
+def _cone(x, y, g, h):
+    return max(h * abs(x - y), g)
+
+
+@nb.njit(cache=True, nogil=True)
+def _cone_takeover(i, gi, u, gu, h, after, n):
+    mid = 0.5 * (i + u)
+    start = max(i + gu / h, mid) if gi <= gu else min(u - gi / h, mid)
+    if not start < n:
+        return n
+    c = int(math.ceil(start)) if start > after + 1 else after + 1
+    while c - 1 > after and _cone(c - 1, u, gu, h) <= _cone(c - 1, i, gi, h):
+        c -= 1
+    while c < n and _cone(c, u, gu, h) > _cone(c, i, gi, h):
+        c += 1
+    return c
+
+
+@nb.njit(cache=True, nogil=True)
+def _chessboard_line(line, h, black_border, s, gs, t):
+    # in place: every site is read before any output is written
+    n = line.shape[0]
+    q = -1
+    for y in range(-1, n + 1):
+        if y < 0 or y >= n:
+            if not black_border:
+                continue
+            gu = 0.0
+        else:
+            gu = float(line[y])
+            if math.isinf(gu):
+                continue
+        while q >= 0 and _cone(t[q], s[q], gs[q], h) >= _cone(t[q], y, gu, h):
+            q -= 1
+        if q < 0:
+            q = 0
+            s[0], gs[0], t[0] = y, gu, 0
+            continue
+        c = _cone_takeover(s[q], gs[q], y, gu, h, t[q], n)
+        if c < n:
+            q += 1
+            s[q], gs[q], t[q] = y, gu, c
+    j = 0
+    for x in range(n):
+        if q < 0:
+            line[x] = math.inf
+            continue
+        while j < q and t[j + 1] <= x:
+            j += 1
+        line[x] = _cone(x, s[j], gs[j], h)
+
+
+@nb.njit(cache=True, parallel=True)
+def _metric_pass(src, out, h, chessboard, black_border, first):
+    # src, out: (outer, n, inner), lines along axis 1
+    outer, n, inner = out.shape
+    for line in nb.prange(outer * inner):
+        o, j = line // inner, line % inner
+        buf = out[o, :, j].copy()
+        if first:
+            _metric_first_pass_line(src[o, :, j].copy(), buf, h, black_border)
+        elif chessboard:
+            s = np.empty(n + 2, np.int64)
+            t = np.empty(n + 2, np.int64)
+            gs = np.empty(n + 2)
+            _chessboard_line(buf, h, black_border, s, gs, t)
+        else:
+            _taxicab_line(buf, h, black_border)
+        out[o, :, j] = buf
+
+
+@torch.library.custom_op("gpudist::metric_transform_numba", mutates_args=(), device_types="cpu")
+def metric_transform_numba(src: torch.Tensor, spacing: list[float], metric: str,
+                           black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The taxicab / chessboard transform (the op gpudist::metric_transform), as an op."""
+    check_metric_arguments(src, spacing, metric, dtype)
+    spatial = tuple(src.shape[1:])
+    out = np.empty(src.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
+    if out.size:
+        arr = src.contiguous().numpy().view(np.uint8)
+        for a in range(len(spatial)):
+            shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
+            _metric_pass(arr.reshape(shape), out.reshape(shape), float(spacing[a]),
+                         metric == "chessboard", black_border, a == 0)
+    return torch.from_numpy(out)
+
+
+@metric_transform_numba.register_fake
+def _metric_fake(src, spacing, metric, black_border, dtype):
+    return src.new_empty(src.shape, dtype=dtype)
+
+
+def metric_transform(src: torch.Tensor, spacing: Sequence[float], metric: str,
+                     black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The metric backend contract (see `contract`), on CPU tensors."""
+    if src.device.type != "cpu":
+        raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
+    return metric_transform_numba(src, list(spacing), metric, black_border, dtype)
+
+
+# --- the feature transform (csrc/kernels/edt_features.cuh) ---------------------------------------
+
+
+@nb.njit(cache=True, nogil=True)
+def _feature_first_pass_line(src, out, feat, base, stride, w):
+    n = src.shape[0]
+    last = -1
+    for x in range(n):
+        if not src[x]:
+            last = x
+        feat[x] = last
+    nxt = -1
+    for x in range(n - 1, -1, -1):
+        if not src[x]:
+            nxt = x
+        left = feat[x]
+        y = left
+        if nxt >= 0 and (left < 0 or nxt - x < x - left):
+            y = nxt
+        out[x] = math.inf if y < 0 else w * (x - y) * (x - y)
+        feat[x] = -1 if y < 0 else base + y * stride
+
+
+@nb.njit(cache=True, nogil=True)
+def _feature_envelope_line(src, out, feat, base, stride, w, f, v, z, fe):
+    n = src.shape[0]
+    k = -1
+    for q in range(n):
+        fg = src[q] != 0
+        fq = float(out[q]) if fg else 0.0
+        if math.isinf(fq):
+            continue
+        k = _envelope_push(k, q, fq, w, f, v, z)
+        fe[k] = feat[q] if fg else base + q * stride
+    j = 0
+    next_z = z[1] if k > 0 else math.inf
+    for x in range(n):
+        if not src[x]:
+            out[x] = 0.0
+            feat[x] = base + x * stride
+            continue
+        if k < 0:
+            continue
+        while next_z < x:
+            j += 1
+            next_z = z[j + 1] if j < k else math.inf
+        out[x] = f[j] + w * (x - v[j]) * (x - v[j])
+        feat[x] = fe[j]
+
+
+@nb.njit(cache=True, parallel=True)
+def _feature_pass(src, out, feat, w, first):
+    # src, out, feat: (items, outer, n, inner), lines along axis 2; flat indices within an item
+    items, outer, n, inner = out.shape
+    for line in nb.prange(items * outer * inner):
+        i, rest = line // (outer * inner), line % (outer * inner)
+        o, j = rest // inner, rest % inner
+        base = o * n * inner + j
+        s = src[i, o, :, j].copy()
+        buf = out[i, o, :, j].copy()
+        fb = feat[i, o, :, j].copy()
+        if first:
+            _feature_first_pass_line(s, buf, fb, base, inner, w)
+        else:
+            f = np.empty(n + 1)
+            z = np.empty(n + 1)
+            v = np.empty(n + 1, np.int64)
+            fe = np.empty(n + 1, np.int64)
+            _feature_envelope_line(s, buf, fb, base, inner, w, f, v, z, fe)
+        out[i, o, :, j] = buf
+        feat[i, o, :, j] = fb
+
+
+@torch.library.custom_op("gpudist::feature_transform_numba", mutates_args=(),
+                         device_types="cpu")
+def feature_transform_numba(src: torch.Tensor, spacing: list[float],
+                            dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The feature transform (the op gpudist::feature_transform), as an op."""
+    check_feature_arguments(src, spacing, dtype)
+    spatial = tuple(src.shape[1:])
+    out = np.empty(src.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
+    feat = np.empty(src.shape, dtype=np.int64)
+    if out.size:
+        scale = max(spacing)
+        arr = src.contiguous().numpy().view(np.uint8)
+        for a in range(len(spatial)):
+            shape = (src.shape[0], -1, spatial[a], math.prod(spatial[a + 1:]))
+            _feature_pass(arr.reshape(shape), out.reshape(shape), feat.reshape(shape),
+                          (spacing[a] / scale) ** 2, a == 0)
+        np.sqrt(out, out=out)
+        out *= scale
+    return torch.from_numpy(out), torch.from_numpy(feat)
+
+
+@feature_transform_numba.register_fake
+def _feature_fake(src, spacing, dtype):
+    return src.new_empty(src.shape, dtype=dtype), src.new_empty(src.shape, dtype=torch.int64)
+
+
+def feature_transform(src: torch.Tensor, spacing: Sequence[float],
+                      dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The feature backend contract (see `contract`), on CPU tensors."""
+    if src.device.type != "cpu":
+        raise ValueError(f"the numba backend runs on CPU tensors only, got {src.device}")
+    return feature_transform_numba(src, list(spacing), dtype)

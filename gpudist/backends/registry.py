@@ -90,3 +90,22 @@ def resolve(backend: str | None, device: torch.device) -> Backend:
                            f"kernels{why}; `pip install gpudist[cupy]`, or rebuild gpudist with "
                            "a CUDA toolkit and a CUDA build of torch")
     raise ValueError(f"gpudist runs on CPU and CUDA tensors, got a tensor on {device}")
+
+
+
+def resolve_variant(op: str, backend: str | None, device: torch.device) -> Backend:
+    """The function `op` ("multilabel_edt" or "metric_transform", see `contract`) of the backend
+    `resolve` picks for `device`. CPU only: the CUDA backends raise NotImplementedError."""
+    fn = resolve(backend, device)
+    if fn is extension.distance_transform:
+        return getattr(extension, op)
+    if fn is _scipy():
+        from . import scipy_reference
+
+        return getattr(scipy_reference, op)
+    if fn is _numba():
+        from . import numba_cpu
+
+        return getattr(numba_cpu, op)
+    raise NotImplementedError(f"{op}: not implemented on the CuPy backend; on {device} pass "
+                              "backend='scipy' (through the CPU) or move the input to the CPU")

@@ -28,7 +28,8 @@ Shared conventions:
   (B, *spatial) (also (B, 1, *spatial) when C > 1). It must be on pred's device.
 - Distance maps the losses need are computed on that device in one batched gpudist call, under
   no_grad (they are constants of the loss). `spacing` is one voxel size for the whole batch (a
-  number or one per spatial axis).
+  number or one per spatial axis) or one per batch item (a (B, ndim) tensor/array or B tuples,
+  as Kervadec's loader hands them with `--use_spacing`).
 - `reduction`: "mean" (the batch mean, the papers' value), "sum", or "none" (per sample; shapes in
   each loss's doc).
 - `validate=True` checks values (NaN/inf, probability simplex, label range, 0/1 masks) at the cost

@@ -148,7 +148,8 @@ def _target_probs(kind: str, t: torch.Tensor, channels: int, check: bool,
 
 
 def _fields(p: torch.Tensor, g: torch.Tensor, classes: list[int], variant: str,
-            spacing: tuple[float, ...], dtype: torch.dtype) -> list[torch.Tensor]:
+            spacing: tuple[float, ...] | list[tuple[float, ...]],
+            dtype: torch.dtype) -> list[torch.Tensor]:
     """[d_g] ("one_sided") or [d_g, d_p] of the kept classes, one batched transform, as constants
     of the loss (no grad); p and g hold every class (the "reference" argmax needs them all)."""
     with torch.no_grad():
@@ -162,7 +163,8 @@ def _fields(p: torch.Tensor, g: torch.Tensor, classes: list[int], variant: str,
         else:
             p_mask = p[:, classes] > 0.5
         masks = torch.cat([g_mask, p_mask])
-        both = one_hot_to_dist(masks, spacing, convention="unsigned", dtype=dtype,
+        twice = spacing if isinstance(spacing, tuple) else spacing + spacing  # per item
+        both = one_hot_to_dist(masks, twice, convention="unsigned", dtype=dtype,
                                validate=False)
         if variant == "reference":  # EDT(m) = the unsigned field inside m; d_p truncated
             both = both * masks

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 import torch
 
-from ..validation import check_one_hot, index_labels, spacing_tuple
+from ..validation import check_one_hot, index_labels, spacing_rows
 
 REDUCTIONS = ("mean", "sum", "none")
 Reduction = Literal["mean", "sum", "none"]
@@ -270,11 +270,12 @@ def probabilities(pred: torch.Tensor, activation: str, other_act: Callable | Non
     return pred.to(acc)
 
 
-def map_spacing(spacing: Any, pred: torch.Tensor) -> tuple[float, ...]:
+def map_spacing(spacing: Any,
+                pred: torch.Tensor) -> tuple[float, ...] | list[tuple[float, ...]]:
     """The voxel spacing of the maps a loss computes for pred (B, C, *spatial), in the form the
-    transforms take: one positive number per spatial axis (1.0 each for None). One spacing serves
-    the whole batch; the one place a per-item (B, ndim) spacing will be read."""
-    return spacing_tuple(spacing, pred.dim() - 2)
+    transforms take: one positive number per spatial axis (1.0 each for None) for the whole
+    batch, or one such tuple per batch item (a (B, ndim) tensor/array or B tuples)."""
+    return spacing_rows(spacing, pred.dim() - 2, pred.shape[0])
 
 
 def check_labels(labels: torch.Tensor, num_classes: int) -> None:

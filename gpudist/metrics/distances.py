@@ -170,15 +170,16 @@ def _crop_each(pred: torch.Tensor, target: torch.Tensor
 
 
 def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor],
-                           spacing: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+                           spacing: torch.Tensor, dtype: torch.dtype,
+                           metric: str = "euclidean") -> torch.Tensor:
     """Distance from each query element to the nearest site (surface element) of its row, +inf
     when the row has none, as a 1-D tensor in row-major order (that of `query.nonzero()`).
 
     sites, queries: pairs of tensors (N_i, *spatial) bool, stacked as rows; spacing:
     (sum N_i, ndim) float64. Where the extension has `distance_at` for the device, it searches
     outward from each query (its surface is close to the other one, so this is short);
-    otherwise a full `edt`, then read at the queries. One call per distinct spacing (one in the
-    common case).
+    otherwise, and for the metrics "taxicab" and "chessboard", a full `edt`, then read at the
+    queries. One call per distinct spacing (one in the common case).
     """
     first = sites[0]
     ndim = first.dim() - 1
@@ -188,12 +189,12 @@ def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor
         torch.logical_not(b, out=seeds[at:at + len(b)])
         at += len(b)
     query = torch.cat(queries) if len(queries) > 1 else queries[0]
-    search = extension.has_kernel("gpudist::distance_at", seeds.device)
+    search = metric == "euclidean" and extension.has_kernel("gpudist::distance_at", seeds.device)
 
     def distances(rows: torch.Tensor | slice, sampling: tuple[float, ...]) -> torch.Tensor:
         if search:
             return extension.distance_at(seeds[rows], query[rows], sampling, dtype)
-        return edt(seeds[rows], sampling, ndim=ndim, dtype=dtype)[query[rows]]
+        return edt(seeds[rows], sampling, ndim=ndim, dtype=dtype, metric=metric)[query[rows]]
 
     unique, inverse = torch.unique(spacing, dim=0, return_inverse=True)
     if unique.shape[0] == 1:
@@ -228,7 +229,7 @@ class Distances:
 
 def pair_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.Tensor, *,
                    surface: str, connectivity: int, symmetric: bool,
-                   dtype: torch.dtype) -> Distances:
+                   dtype: torch.dtype, metric: str = "euclidean") -> Distances:
     """Surface-to-surface distances of N mask pairs (N may be 0, the masks may have no voxel).
 
     Args:
@@ -238,6 +239,7 @@ def pair_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.Tens
         connectivity: the erosion's connectivity for "voxel".
         symmetric: also compute target -> pred.
         dtype: float32 or float64, the precision of the distance transform.
+        metric: "euclidean", "taxicab" or "chessboard" (`edt`'s metric, with the spacing).
     """
     n, ndim = pred.shape[0], pred.dim() - 1
     if pred.numel() == 0:  # no row, or no voxel: every mask is empty
@@ -260,9 +262,9 @@ def pair_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.Tens
         tables = surfaces.element_size_table(unique)[inverse]  # (N, 2 ** 2 ** ndim)
     if symmetric:
         both = _distances_to_surfaces([border_t, border_p], [border_p, border_t],
-                                      spacing.repeat(2, 1), dtype)
+                                      spacing.repeat(2, 1), dtype, metric)
         split = int(torch.count_nonzero(border_p))  # the pred rows' queries come first
         return Distances(_rows(both[:split], border_p, code_p, tables),
                          _rows(both[split:], border_t, code_t, tables), pred_empty, target_empty)
-    to_target = _distances_to_surfaces([border_t], [border_p], spacing, dtype)
+    to_target = _distances_to_surfaces([border_t], [border_p], spacing, dtype, metric)
     return Distances(_rows(to_target, border_p, code_p, tables), None, pred_empty, target_empty)

@@ -10,7 +10,8 @@ tensors (CPU or CUDA) or numpy arrays of bool, integer or floating point values 
 of `spacing`; numpy in, numpy out. C' = C, or C - 1 with `include_background=False` (the default,
 as MONAI's and torchmetrics'), which drops class 0 unless it is the only class. Every class of a
 one-hot input is one binary mask: its classes may overlap. `distance_metric` takes MONAI's and
-torchmetrics' name: "euclidean" ("chessboard" and "taxicab" are not supported yet).
+torchmetrics' names: "euclidean", "chessboard" or "taxicab" (`edt`'s metric transforms, with
+the spacing, which MONAI ignores for these two; the last two run on the CPU backends only).
 
 Conventions:
 
@@ -82,7 +83,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from ..validation import choice, output_dtype, spacing_tuple, to_torch
+from ..validation import choice, is_per_item, output_dtype, spacing_tuple, to_torch
 from . import distances
 from .distances import Directed
 from .inputs import Array, binary_pair, check_input_options
@@ -202,12 +203,7 @@ class SurfaceMetrics(Mapping[str, Array]):
 def _spacing_rows(spacing: Spacing, batch: int, classes: int, ndim: int,
                   device: torch.device) -> torch.Tensor:
     """(B * C, ndim) float64 spacing, one row per (b, c), from any accepted `spacing` form."""
-    per_item = (
-        (isinstance(spacing, (torch.Tensor, np.ndarray)) and spacing.ndim == 2)
-        or (isinstance(spacing, Sequence) and not isinstance(spacing, str) and len(spacing) > 0
-            and all(isinstance(s, (Sequence, torch.Tensor, np.ndarray)) for s in spacing))
-    )
-    if per_item:
+    if is_per_item(spacing):
         rows = spacing.tolist() if isinstance(spacing, (torch.Tensor, np.ndarray)) else spacing
         if len(rows) != batch:
             raise ValueError(f"spacing per batch item must have B = {batch} rows, got "
@@ -362,7 +358,8 @@ def _compute(pred: Array, target: Array, specs: dict[str, _Spec], inputs: _Input
     dist = distances.pair_distances(pair.pred, pair.target, pair.spacing, surface=surface,
                                     connectivity=int(connectivity),
                                     symmetric=not all(s.directed for s in specs.values()),
-                                    dtype=torch.float64 if at_tolerance else out_dtype)
+                                    dtype=torch.float64 if at_tolerance else out_dtype,
+                                    metric=inputs.distance_metric)
     pairs = _Pairs(dist.pred_to_target, dist.target_to_pred, surface, percentile_mode,
                    tolerances)
     both_empty = dist.pred_empty & dist.target_empty

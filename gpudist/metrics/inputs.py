@@ -13,7 +13,7 @@ import torch
 from ..validation import check_integer_dtype, check_mask_dtype, choice, to_torch
 
 INPUT_FORMATS = ("one-hot", "index", "mixed")
-DISTANCE_METRICS = ("euclidean",)
+DISTANCE_METRICS = ("euclidean", "chessboard", "taxicab")
 
 Array = Any  # torch.Tensor or numpy.ndarray
 
@@ -39,10 +39,7 @@ def check_num_classes(num_classes: Any) -> int | None:
 
 
 def check_distance_metric(distance_metric: Any) -> str:
-    """MONAI's and torchmetrics' `distance_metric`: only "euclidean" for now."""
-    if distance_metric in ("chessboard", "taxicab"):
-        raise ValueError(f"distance_metric={distance_metric!r} is not supported yet (it comes "
-                         f"with the chessboard/taxicab transforms); supported: 'euclidean'")
+    """MONAI's and torchmetrics' `distance_metric`: "euclidean", "chessboard" or "taxicab"."""
     return choice(distance_metric, "distance_metric", DISTANCE_METRICS)
 
 

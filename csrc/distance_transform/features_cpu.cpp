@@ -1,0 +1,100 @@
+// gpudist::feature_transform on the CPU: the Euclidean distance transform of a batch of masks
+// with, for every element, the flat index of a nearest background element (scipy's
+// return_indices).
+//
+//   feature_transform(src, spacing, dtype) -> (distances, features)
+//
+//   src:       (B, *spatial) bool mask, true = foreground.
+//   spacing:   one positive finite value per spatial axis.
+//   distances: (B, *spatial) of dtype, as distance_transform(..., "edt").
+//   features:  (B, *spatial) int64: the row-major flat index, within its item, of a nearest
+//              background element (itself on the background; ties as in
+//              kernels/edt_features.cuh); -1 in an item without background.
+//
+// One line at a time, in place, with the per-line functions of kernels/edt_features.cuh.
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
+#include "distance_transform/distance_transform.h"
+#include "kernels/edt_features.cuh"
+
+namespace gpudist {
+namespace {
+
+template <typename T>
+void feature_passes(const uint8_t* src, T* out, long long* feat, const std::vector<index_t>& shape,
+                    index_t items, const std::vector<double>& w, const Finalize& fin) {
+  const int nd = static_cast<int>(shape.size());
+  index_t volume = 1;
+  for (index_t s : shape) volume *= s;
+  for (int a = 0; a < nd; ++a) {
+    const index_t n = shape[a];
+    index_t inner = 1;
+    for (int b = a + 1; b < nd; ++b) inner *= shape[b];
+    at::parallel_for(0, items * (volume / n), std::max<index_t>(1, 4096 / n),
+                     [&](index_t begin, index_t end) {
+                       std::vector<double> f(n + 1), z(n + 1);
+                       std::vector<index_t> v(n + 1);
+                       std::vector<long long> fe(n + 1);
+                       for (index_t l = begin; l < end; ++l) {
+                         const index_t item = l / (volume / n), rest = l % (volume / n);
+                         const index_t base = (rest / inner) * n * inner + rest % inner;
+                         const index_t at = item * volume + base;
+                         if (a == 0)
+                           feature_first_pass_line(src + at, inner, out + at, feat + at, inner,
+                                                   base, n, w[a]);
+                         else
+                           feature_envelope_line(src + at, inner, out + at, feat + at, inner,
+                                                 base, n, w[a], f.data(), v.data(), z.data(),
+                                                 fe.data());
+                       }
+                     });
+  }
+  finalize_span(out, items * volume, fin);
+}
+
+std::tuple<at::Tensor, at::Tensor> feature_transform_cpu(const at::Tensor& src_any,
+                                                         at::ArrayRef<double> spacing,
+                                                         at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
+  const int64_t nd = static_cast<int64_t>(spacing.size());
+  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
+  TORCH_CHECK_VALUE(src_any.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
+                    " spatial dims, got ", src_any.dim(), " dims");
+  TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool, "gpudist: a mask src must be bool");
+  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
+                    "gpudist: dtype must be float32 or float64");
+  double scale = 0.0;
+  for (double s : spacing) {
+    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
+    scale = std::max(scale, s);
+  }
+  std::vector<index_t> shape;
+  std::vector<double> w;
+  for (int64_t a = 0; a < nd; ++a) {
+    shape.push_back(src_any.size(a + 1));
+    w.push_back((spacing[a] / scale) * (spacing[a] / scale));
+  }
+  const at::Tensor src = src_any.contiguous();
+  at::Tensor out = at::empty(src.sizes(), src.options().dtype(dtype));
+  at::Tensor feat = at::empty(src.sizes(), src.options().dtype(at::kLong));
+  if (out.numel() == 0) return {out, feat};
+  const Finalize fin{kEdt, scale, 0.0};
+  const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());
+  auto* fp = reinterpret_cast<long long*>(feat.data_ptr<int64_t>());
+  if (dtype == at::kFloat)
+    feature_passes(s, out.data_ptr<float>(), fp, shape, src.size(0), w, fin);
+  else
+    feature_passes(s, out.data_ptr<double>(), fp, shape, src.size(0), w, fin);
+  return {out, feat};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(gpudist, CPU, m) { m.impl("feature_transform", &feature_transform_cpu); }
+
+}  // namespace gpudist
