@@ -2,11 +2,20 @@
 csrc/kernels/edt_line.cuh (first pass, stack lower envelope per axis, sign bit carrying the
 class), transliterated for numba and parallelised over lines with prange. Only the plain forms:
 none of the CPU extension's vectorised variants (lanes, windowed envelope). See that header for
-the derivation; a change to it must be mirrored here."""
+the derivation; a change to it must be mirrored here.
+
+Threads: numba's threading layer is one that survives fork (DataLoader workers fork a parent that
+has run gpudist): "forksafe", TBB when installed, else numba's workqueue (on Linux), never GNU
+OpenMP, whose forked children abort; set before numba starts its threads, unless
+NUMBA_THREADING_LAYER names one. Each call runs on torch.get_num_threads() threads (at most
+numba's NUMBA_NUM_THREADS) and holds a lock, since the workqueue is not safe for concurrent
+launches."""
 
 from __future__ import annotations
 
 import math
+import os
+import threading
 from collections.abc import Sequence
 
 import numba as nb
@@ -16,6 +25,18 @@ import torch
 from .contract import check_arguments, fake_transform, is_two_sided, out_sizes
 
 _NONE = 1 << 62  # position offset meaning "no such element"
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    nb.config.THREADING_LAYER = "forksafe"
+_launch = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _launch
+    _launch = threading.Lock()  # a lock held by another thread at fork stays held in the child
+
+
+os.register_at_fork(after_in_child=_new_lock)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -175,11 +196,13 @@ def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8)
         n_last = spatial[-1]
-        _first_pass(arr.reshape(src.shape[0], -1, n_last), num_classes,
-                    out.reshape(items, -1, n_last), w[-1], two_sided, black_border)
-        for a in range(len(spatial) - 2, -1, -1):
-            inner = math.prod(spatial[a + 1:])
-            _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
+        with _launch:
+            nb.set_num_threads(max(1, min(torch.get_num_threads(), nb.config.NUMBA_NUM_THREADS)))
+            _first_pass(arr.reshape(src.shape[0], -1, n_last), num_classes,
+                        out.reshape(items, -1, n_last), w[-1], two_sided, black_border)
+            for a in range(len(spatial) - 2, -1, -1):
+                inner = math.prod(spatial[a + 1:])
+                _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
         _finalize(out, convention, scale, 0.5 * min(spacing))
     return torch.from_numpy(out).reshape(out_sizes(src, num_classes))
 
