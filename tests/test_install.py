@@ -80,10 +80,10 @@ def test_setup_without_torch_stops_at_once_with_what_to_type(command, tmp_path):
 
 @needs_sources
 def test_isolated_pip_install_downloads_nothing_and_stops_with_the_message(tmp_path):
-    """`pip install .` as typed, with build isolation, offered only setuptools and wheel: it
-    must stop with the message, having installed nothing but those into its build env."""
+    """`pip install .` as typed, with build isolation, offered only setuptools and wheel (and
+    their requirements): it must stop with the message, having fetched nothing else."""
     wheels = tmp_path / "wheels"
-    got = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(wheels),
+    got = subprocess.run([sys.executable, "-m", "pip", "download", "-d", str(wheels),
                           "setuptools>=69", "wheel"], capture_output=True, text=True)
     if got.returncode != 0:
         pytest.skip(f"cannot download setuptools and wheel for the build env: {got.stderr[-300:]}")
