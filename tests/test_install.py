@@ -29,17 +29,18 @@ from gpudist.backends import extension
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = ("setup.py", "pyproject.toml", "MANIFEST.in", "README.md", "LICENSE", "gpudist", "csrc")
+TREE = SOURCES + ("Makefile", "tests", "benchmarks", "examples")  # what a clone has besides
 needs_sources = pytest.mark.skipif(not (ROOT / "setup.py").is_file(),
                                    reason="needs gpudist's source tree (setup.py beside tests/)")
 needs_built = pytest.mark.skipif(
     not extension.AVAILABLE, reason=f"gpudist._C is not loaded ({extension.LOAD_ERROR})")
 
 
-def copy_sources(dst: Path) -> Path:
-    """The files an sdist or a build reads, without build products."""
-    ignore = shutil.ignore_patterns("*.so", "__pycache__")
+def copy_sources(dst: Path, names: tuple[str, ...] = SOURCES) -> Path:
+    """The files a build reads (or those named), without build products."""
+    ignore = shutil.ignore_patterns("*.so", "__pycache__", ".hypothesis", ".pytest_cache")
     dst.mkdir()
-    for name in SOURCES:
+    for name in names:
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dst / name, ignore=ignore)
@@ -74,7 +75,8 @@ def test_setup_without_torch_stops_at_once_with_what_to_type(command, tmp_path):
                          text=True, env=without_torch(tmp_path), timeout=120)
     assert run.returncode == 1, run.stdout + run.stderr
     assert "pip install --no-build-isolation ." in run.stderr
-    assert "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in run.stderr
+    cpu_torch = "pip install torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu"
+    assert cpu_torch in run.stderr
     assert time.monotonic() - start < 30
 
 
@@ -107,8 +109,9 @@ def _venv_over_this_python(path: Path) -> Path:
     setuptools, pip); its own site-packages, first, receives the install. Returns its python."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True)
     python = path / "bin" / "python"
-    own = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-                         capture_output=True, text=True, check=True).stdout.strip()
+    purelib = "import sysconfig; print(sysconfig.get_path('purelib'))"
+    own = subprocess.run([str(python), "-c", purelib], capture_output=True, text=True,
+                         check=True).stdout.strip()
     Path(own, "parent_site_packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     return python
 
@@ -139,9 +142,10 @@ def test_sdist_installs_in_a_fresh_venv_and_runs_outside_the_tree(tmp_path):
     dist = tmp_path / "dist"
     env = without_torch(tmp_path)
     del env["PIP_CONFIG_FILE"]
+    tree = copy_sources(tmp_path / "src", TREE)
     made = subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir",
-                           str(dist), str(copy_sources(tmp_path / "src"))], capture_output=True,
-                          text=True, env=env, timeout=300)  # with torch blocked: not needed
+                           str(dist), str(tree)], capture_output=True, text=True, env=env,
+                          timeout=300)  # with torch blocked: an sdist needs none
     assert made.returncode == 0, made.stdout + made.stderr
     (sdist,) = dist.glob("gpudist-*.tar.gz")
     with tarfile.open(sdist) as tar:
