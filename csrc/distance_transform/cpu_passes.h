@@ -26,8 +26,8 @@ namespace gpudist::cpu {
 
 constexpr index_t kTile = 16;
 constexpr int kChunk = 16;
-// Windowed envelope (window_envelope) on lines whose values are all within this many elements
-// of a site; farther, the stack envelope is cheaper. Any value is exact; 32 measured fastest.
+// Windowed envelope (window_envelope): offsets up to this many elements, then the lines whose
+// minima it has not settled go to the stack envelope. Any value is exact; 32 measured fastest.
 constexpr index_t kReach = 32;
 constexpr index_t kPad = kReach + kChunk;  // +inf around a contiguous line: no bounds checks
 

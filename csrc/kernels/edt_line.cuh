@@ -322,10 +322,12 @@ GD_HD void window_relax(const T* __restrict__ left, const T* __restrict__ right,
 // Taking |in[y]| for such a y instead is harmless: it is only reached once w k^2 >= other[x] >=
 // the minimum. One-sided, background elements hold +0 and need no `other`. With border_sites
 // (one-sided only) the positions -1 and n are zero-cost sites.
-// Fast where the distances along this axis are short. Only the lanes whose every |in| is at most
-// limit = w (reach + 1)^2 are done here (every minimum then stops by k = reach); elsewhere a line
-// holds large or infinite values, which the envelope handles cheaply. Returns the lanes done as
-// a bit mask; the caller runs envelope_line() on the others, whose `out` holds garbage.
+// Fast where the distances along this axis are short, whatever the values coming in. Offsets go
+// up to `reach`; a minimum found by then is final when it is at most limit = w (reach + 1)^2
+// (a farther site costs at least that), and every minimum is final when the line has no element
+// farther than reach. A lane (a line, kLanes == 1) with a minimum that is not final is handed
+// back at once: the function returns the lanes done as a bit mask, and the caller runs
+// envelope_line() on the others, whose `out` holds garbage.
 // With a finite `cap` every lane is done: minima above cap are left +inf (offsets stop once
 // w k^2 >= cap), and values up to cap stay exact, as they only ever come from sites with
 // values up to cap. Writes the stored (signed, squared) values; `in` and `out` must not
@@ -341,18 +343,11 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
   const double inf = inf_value();
   const index_t size = n * kLanes;
   const bool capped = cap < inf;
-  const T limit = T(w * double(reach + 1) * double(reach + 1));
-  T top[kLanes];  // each lane's largest value (capped: unused)
-  for (int j = 0; j < kLanes; ++j) top[j] = T(0);
-  for (index_t x = 0; x < n && !capped; ++x) {
-    const T* c = in + x * kLanes;
-    GD_SIMD
-    for (int j = 0; j < kLanes; ++j) top[j] = fabs(c[j]) > top[j] ? fabs(c[j]) : top[j];
-  }
-  unsigned done = 0;
-  for (int j = 0; j < kLanes; ++j) done |= capped || top[j] <= limit ? 1u << j : 0u;
-  if (!done) return 0;
+  // The offsets tried, and the largest minimum they settle: the whole line when it is short.
+  const index_t last_k = capped || reach + 1 >= n ? n - 1 : reach;
+  const T limit = capped || reach + 1 >= n ? T(inf) : T(w * double(reach + 1) * double(reach + 1));
   const T ceiling = capped ? T(cap) : T(inf);
+  unsigned done = kLanes == 32 ? ~0u : (1u << kLanes) - 1u;
   if (two_sided)  // -w d^2 or w d^2 by class: the 1-D distance to the other class, as pass 1
     first_pass_by<kLanes, double>(in, kLanes, IsInside<double>{}, other, kLanes, n, w, true,
                                   false);
@@ -367,7 +362,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
     const index_t first = e0 / kLanes, last = (e0 + m - 1) / kLanes;  // positions spanned
     const T* c = in + e0;
     const T* o = other + e0;
-    T d[kChunk];  // lanes not done and the rest of a short chunk hold 0, below any bound
+    T d[kChunk];  // lanes handed back and the rest of a short chunk hold 0, below any bound
     if (m == kChunk) {
       GD_SIMD
       for (int i = 0; i < kChunk; ++i) d[i] = fabs(c[i]);
@@ -390,7 +385,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
     if (kLanes > 1)
       for (int i = 0; i < kChunk; ++i) d[i] = done >> i & 1u ? d[i] : T(0);
     T bound = stop_at(d);
-    for (index_t k = 1; k < n; ++k) {  // offsets of n or more reach no element
+    for (index_t k = 1; k <= last_k; ++k) {
       const T wk = T(w * double(k) * double(k));
       if (!(wk < bound)) break;
       const index_t shift = k * kLanes;
@@ -408,6 +403,11 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
         }
       }
       if ((k & 3) == 0) bound = stop_at(d);  // tighten the stopping bound now and then
+    }
+    if (!(stop_at(d) <= limit)) {  // some minimum may come from a site farther than reach
+      for (index_t i = 0; i < m; ++i)
+        if (!(d[i] <= limit)) done &= kLanes == 1 ? 0u : ~(1u << i);
+      if (!done) return 0;
     }
     if (capped)
       for (int i = 0; i < kChunk; ++i) d[i] = d[i] > ceiling ? T(inf) : d[i];
