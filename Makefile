@@ -1,6 +1,7 @@
 # Each target sets itself up: a virtual environment in $(VENV), the CPU build of torch when no torch
-# is importable (never a CUDA build), then gpudist with its test, bench and nnunet extras (every
-# install constrained to the torch already there), its extension built in place, then the job.
+# is importable (never a CUDA build), then gpudist with its bench extra and its extension built in
+# place (`make bench` needs no more), then for `make test` and `make example` the test and nnunet
+# extras; every install is constrained to the torch already there, and pip shows what it does.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -8,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 
 .PHONY: bench test example gpu-check setup clean
 
-bench: $(VENV)/.built
+bench: $(VENV)/.bench
 	$(PY) -m gpudist.cli bench --quick
 
 # The nnU-Net test runs in a process of its own: after tests/test_cli.py, test_cuda.py and
@@ -36,27 +37,37 @@ setup: $(VENV)/.built
 # otherwise the CPU wheel is installed by exact version.
 $(VENV)/.deps: Makefile
 	@if $(PYTHON) -c "import torch" 2>/dev/null; then \
+		echo "creating $(VENV) over the torch of $(PYTHON)"; \
 		$(PYTHON) -m venv --system-site-packages $(VENV); \
 	else \
-		$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install -q "$(TORCH_SPEC)"; \
+		echo "creating $(VENV) and installing $(TORCH_SPEC) (the CPU build, ~200 MB)"; \
+		$(PYTHON) -m venv $(VENV) && $(VENV)/bin/pip install --progress-bar off "$(TORCH_SPEC)"; \
 	fi
-	$(VENV)/bin/pip install -q --upgrade "setuptools>=69" wheel ninja
+	$(VENV)/bin/pip install --progress-bar off --upgrade "setuptools>=69" wheel ninja
 	touch $@
 
-# nnunetv2 pulls torchvision, which pip would otherwise match with a newer (CUDA) torch: the
-# constraints file pins the torch that is installed. The torchvision wheel it then gets is a CUDA
-# build that fails to import beside a CPU torch (and breaks torchmetrics); nnU-Net trains without
-# it, so it is removed where it cannot be imported.
-$(VENV)/.built: $(VENV)/.deps pyproject.toml setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/*/*)
+# gpudist with its bench extra, its extension compiled against the torch in $(VENV) (a few minutes).
+$(VENV)/.bench: $(VENV)/.deps pyproject.toml setup.py $(wildcard csrc/*.cpp csrc/*.h csrc/*/*)
 	$(PY) -c "import torch; print('torch==' + torch.__version__.split('+')[0])" > $(VENV)/constraints.txt
-	@echo "installing gpudist[test,bench,nnunet] with $$(cat $(VENV)/constraints.txt) (nnunetv2 brings ~40 packages)"
-	$(VENV)/bin/pip install --progress-bar off -c $(VENV)/constraints.txt --no-build-isolation -e ".[test,bench,nnunet]"
+	@echo "installing gpudist[bench] with $$(cat $(VENV)/constraints.txt), compiling its extension"
+	$(VENV)/bin/pip install --progress-bar off -c $(VENV)/constraints.txt --no-build-isolation -e ".[bench]"
+	touch $@
+
+# The test and nnunet extras' requirements, installed as such (gpudist, installed above, is not
+# rebuilt). nnunetv2 pulls torchvision, which pip would otherwise match with a newer (CUDA) torch:
+# the constraints file pins the torch that is installed. The torchvision wheel it then gets is a
+# CUDA build that fails to import beside a CPU torch (and breaks torchmetrics); nnU-Net trains
+# without it, so it is removed where it cannot be imported.
+$(VENV)/.built: $(VENV)/.bench
+	$(PY) -c "import tomllib; x = tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']; print('\n'.join(x['test'] + x['nnunet']))" > $(VENV)/test-requirements.txt
+	@echo "installing the test and nnunet extras with $$(cat $(VENV)/constraints.txt) (nnunetv2 brings ~40 packages)"
+	$(VENV)/bin/pip install --progress-bar off -c $(VENV)/constraints.txt -r $(VENV)/test-requirements.txt
 	@if $(VENV)/bin/pip show -q torchvision 2>/dev/null && ! $(PY) -c "import torchvision" 2>/dev/null; then \
 		echo "removing torchvision: it does not import beside this torch"; \
 		$(VENV)/bin/pip uninstall -y torchvision; \
 	fi
-	$(VENV)/bin/pip install -q --no-deps medpy==0.5.2   # a test reference; its SimpleITK is not needed
+	$(VENV)/bin/pip install --progress-bar off --no-deps medpy==0.5.2   # a test reference; its SimpleITK is not needed
 	touch $@
 
 clean:
-	rm -rf $(VENV) build gpudist/*.so *.egg-info example-results
+	rm -rf $(VENV) build dist gpudist/*.so *.egg-info example-results

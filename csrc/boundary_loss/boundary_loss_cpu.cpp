@@ -2,13 +2,15 @@
 // kBlockVoxels voxels of one sample, spread over at::parallel_for's threads; inside a block the
 // functions of kernels/boundary_loss.cuh run on kLanes adjacent voxels at a time (vectorised across
 // them, the softmax exp included). The forward sums each block in double and the blocks of a sample
-// in a fixed order, so the result does not depend on the thread count.
+// in a fixed order, so the result does not depend on the thread count. Compiled twice (cpu_ops.h),
+// registered by cpu_ops.cpp.
+#include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 
 #include "boundary_loss/boundary_loss.h"
+#include "cpu_ops.h"
 
 namespace gpudist {
 namespace {
@@ -100,11 +102,6 @@ at::Tensor boundary_loss_backward_cpu(const at::Tensor& grad_out_any, const at::
              phi.const_data_ptr<scalar_t>(), plan, grad.data_ptr<scalar_t>());
   });
   return grad;
-}
-
-TORCH_LIBRARY_IMPL(gpudist, CPU, m) {
-  m.impl("boundary_loss_forward", &boundary_loss_forward_cpu);
-  m.impl("boundary_loss_backward", &boundary_loss_backward_cpu);
 }
 
 }  // namespace gpudist

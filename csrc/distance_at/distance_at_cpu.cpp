@@ -1,13 +1,14 @@
 // gpudist::distance_at on the CPU: per item, the transform's first pass (cpu_passes.h), then a
 // direct search outward from each query element.
+// Compiled twice (cpu_ops.h), registered by cpu_ops.cpp.
 #include <ATen/Parallel.h>
-#include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
+#include "cpu_ops.h"
 #include "distance_at/distance_at.h"
 #include "distance_transform/cpu_passes.h"
 #include "distance_transform/distance_transform.h"
@@ -125,6 +126,8 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
   return out;
 }
 
+}  // namespace
+
 at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_any,
                            at::ArrayRef<double> spacing, at::ScalarType dtype) {
   TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
@@ -146,9 +149,5 @@ at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_an
   return narrow ? distance_at<double, float>(s, q, plan, options)
                 : distance_at<double, double>(s, q, plan, options);
 }
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(gpudist, CPU, m) { m.impl("distance_at", &distance_at_cpu); }
 
 }  // namespace gpudist

@@ -1,12 +1,10 @@
 // gpudist::distance_transform on the CPU: the passes of cpu_passes.h over at::parallel_for's
-// threads (torch.set_num_threads).
-#include <torch/library.h>
-
+// threads (torch.set_num_threads). Compiled twice (cpu_ops.h), registered by cpu_ops.cpp.
+#include "cpu_ops.h"
 #include "distance_transform/cpu_passes.h"
 #include "distance_transform/distance_transform.h"
 
 namespace gpudist {
-namespace {
 
 at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes,
                                   at::ArrayRef<double> spacing, const std::string& convention,
@@ -25,12 +23,6 @@ at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes
       cpu::run_passes(s, out.data_ptr<double>(), plan);
   });
   return out;
-}
-
-}  // namespace
-
-TORCH_LIBRARY_IMPL(gpudist, CPU, m) {
-  m.impl("distance_transform", &distance_transform_cpu);
 }
 
 }  // namespace gpudist

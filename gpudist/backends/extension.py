@@ -1,10 +1,14 @@
 """The compiled extension `gpudist._C`: loading, the fake kernels of its ops for torch.compile, and
 the Python wrappers of its ops.
 
-GPUDIST_NO_EXTENSION=1 in the environment, at build time or at import time, leaves it out."""
+GPUDIST_NO_EXTENSION=1 in the environment, at build time or at import time, leaves it out. A
+library built for another torch release (or CUDA version) than the running one is not loaded: one
+warning, and gpudist runs on its numba / scipy backends."""
 
 from __future__ import annotations
 
+import importlib.util
+import mmap
 import os
 import warnings
 from collections.abc import Sequence
@@ -14,15 +18,60 @@ import torch
 
 from .contract import fake_transform
 
-LOAD_ERROR: str | None = None
-if os.environ.get("GPUDIST_NO_EXTENSION", "0") == "1":
-    LOAD_ERROR = "disabled by GPUDIST_NO_EXTENSION=1"
-else:
-    try:
-        from .. import _C  # noqa: F401  (registers torch.ops.gpudist.*)
-    except ImportError as exc:  # built with GPUDIST_NO_EXTENSION=1, or the build failed
-        LOAD_ERROR = str(exc)
+_BUILD_INFO = b"gpudist-build-info "  # csrc/library.cpp's gpudist_build_info
 
+
+def built_with(path: str) -> dict[str, str] | None:
+    """{"torch": version, "cuda": version or ""} that the library file at `path` records (read
+    from the file, without loading it); None when it records none."""
+    try:
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            start = data.find(_BUILD_INFO)
+            if start < 0:
+                return None
+            line = data[start + len(_BUILD_INFO):data.find(b"\n", start)].decode()
+    except (OSError, ValueError):  # unreadable or empty
+        return None
+    return dict(field.split("=", 1) for field in line.split())
+
+
+def mismatch(built: dict[str, str]) -> str | None:
+    """Why a library built with `built` (see built_with) cannot run beside the running torch, or
+    None when it can: another torch release (its C++ ABI changes between releases), or CUDA
+    kernels built for another CUDA version than the running torch's."""
+    if built["torch"].split("+")[0] != torch.__version__.split("+")[0]:
+        return f"it was built for torch {built['torch']}, this is torch {torch.__version__}"
+    if built["cuda"] and built["cuda"] != (torch.version.cuda or ""):
+        return (f"its CUDA kernels were built for CUDA {built['cuda']}, this torch "
+                f"({torch.__version__}) has CUDA {torch.version.cuda or 'none'}")
+    return None
+
+
+def _load() -> str | None:
+    """Imports gpudist._C (registering torch.ops.gpudist.*); why not, or None when it loaded."""
+    if os.environ.get("GPUDIST_NO_EXTENSION", "0") == "1":
+        return "disabled by GPUDIST_NO_EXTENSION=1"
+    spec = importlib.util.find_spec("gpudist._C")
+    if spec is None or spec.origin is None:  # built with GPUDIST_NO_EXTENSION=1, or not built
+        return "No module named 'gpudist._C'"
+    built = built_with(spec.origin)
+    why = mismatch(built) if built else None
+    if why:
+        warnings.warn(f"gpudist: not loading its compiled extension: {why}. Falling back to the "
+                      "numba / scipy backends (CPU). Rebuild gpudist against this torch: "
+                      "`pip install --no-build-isolation --no-deps --force-reinstall <gpudist "
+                      "source>`", RuntimeWarning, stacklevel=3)
+        return why
+    try:
+        from .. import _C  # noqa: F401
+    except ImportError as exc:  # the build failed, or a library that does not link
+        warnings.warn(f"gpudist: the compiled extension failed to load ({exc}); falling back to "
+                      "the numba CPU backend", RuntimeWarning, stacklevel=3)
+        return str(exc)
+    return None
+
+
+LOAD_ERROR: str | None = _load()
 AVAILABLE = LOAD_ERROR is None
 EXTENSION_PATH: str | None = None if LOAD_ERROR else _C.__file__  # the library loaded
 CUDA_BLOCK = 128  # threads per block of the EDT kernels (kCudaBlock, cuda_plan.h)
@@ -87,9 +136,6 @@ if AVAILABLE:
         torch._check(phi.shape == logits.shape, lambda: "phi must have the shape of logits")
         return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
-elif "No module named" not in LOAD_ERROR and "GPUDIST_NO_EXTENSION" not in LOAD_ERROR:
-    warnings.warn(f"gpudist: the compiled extension failed to load ({LOAD_ERROR}); "
-                  "falling back to the numba CPU backend", RuntimeWarning, stacklevel=2)
 
 
 def distance_transform(

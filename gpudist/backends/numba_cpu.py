@@ -3,12 +3,22 @@ csrc/kernels/edt_line.cuh (first pass, lower envelope per axis, sign bit carryin
 transliterated for numba and parallelised over lines with prange. Only the plain forms: none of
 the CPU extension's vectorised variants (lanes, windowed envelope); the envelope is the in-place
 streaming one of csrc/distance_transform/cpu_passes.h (stream_envelope), so scratch stays small
-on long lines. See those headers for the derivation; a change to them must be mirrored here."""
+on long lines. See those headers for the derivation; a change to them must be mirrored here.
+
+Threads: numba's threading layer is one that survives fork (DataLoader workers fork a parent that
+has run gpudist): "forksafe", TBB when installed, else numba's workqueue (on Linux), never GNU
+OpenMP, whose forked children abort; set before numba starts its threads, unless
+NUMBA_THREADING_LAYER names one. Each call runs on torch.get_num_threads() threads (at most
+numba's NUMBA_NUM_THREADS) and holds a lock, since the workqueue is not safe for concurrent
+launches."""
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterator, Sequence
 
 import numba as nb
 import numpy as np
@@ -26,6 +36,27 @@ from .contract import (
 )
 
 _NONE = 1 << 62  # position offset meaning "no such element"
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    nb.config.THREADING_LAYER = "forksafe"
+_launch = threading.Lock()
+
+
+def _new_lock() -> None:
+    global _launch
+    _launch = threading.Lock()  # a lock held by another thread at fork stays held in the child
+
+
+os.register_at_fork(after_in_child=_new_lock)
+
+
+@contextlib.contextmanager
+def _parallel() -> Iterator[None]:
+    """numba's parallel loops on torch.get_num_threads() threads (at most NUMBA_NUM_THREADS),
+    one launch at a time."""
+    with _launch:
+        nb.set_num_threads(max(1, min(torch.get_num_threads(), nb.config.NUMBA_NUM_THREADS)))
+        yield
 
 
 @nb.njit(cache=True, nogil=True)
@@ -207,12 +238,13 @@ def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8)
         n_last = spatial[-1]
-        _first_pass(arr.reshape(src.shape[0], -1, n_last), num_classes,
-                    out.reshape(items, -1, n_last), w[-1], two_sided, black_border)
-        for a in range(len(spatial) - 2, -1, -1):
-            inner = math.prod(spatial[a + 1:])
-            _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
-        _finalize(out.reshape(-1), convention_code(convention), scale, 0.5 * min(spacing))
+        with _parallel():
+            _first_pass(arr.reshape(src.shape[0], -1, n_last), num_classes,
+                        out.reshape(items, -1, n_last), w[-1], two_sided, black_border)
+            for a in range(len(spatial) - 2, -1, -1):
+                inner = math.prod(spatial[a + 1:])
+                _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
+            _finalize(out.reshape(-1), convention_code(convention), scale, 0.5 * min(spacing))
     return torch.from_numpy(out).reshape(out_sizes(src, num_classes))
 
 
@@ -334,10 +366,11 @@ def multilabel_edt_numba(labels: torch.Tensor, spacing: list[float], black_borde
         arr = labels.contiguous().numpy()
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8)
-        for a in range(len(spatial)):
-            shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
-            _multilabel_pass(arr.reshape(shape), out.reshape(shape), (spacing[a] / scale) ** 2,
-                             black_border, a == 0)
+        with _parallel():
+            for a in range(len(spatial)):
+                shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
+                _multilabel_pass(arr.reshape(shape), out.reshape(shape),
+                                 (spacing[a] / scale) ** 2, black_border, a == 0)
         if squared:
             out *= scale * scale
         else:
@@ -468,10 +501,11 @@ def metric_transform_numba(src: torch.Tensor, spacing: list[float], metric: str,
     out = np.empty(src.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
     if out.size:
         arr = src.contiguous().numpy().view(np.uint8)
-        for a in range(len(spatial)):
-            shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
-            _metric_pass(arr.reshape(shape), out.reshape(shape), float(spacing[a]),
-                         metric == "chessboard", black_border, a == 0)
+        with _parallel():
+            for a in range(len(spatial)):
+                shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
+                _metric_pass(arr.reshape(shape), out.reshape(shape), float(spacing[a]),
+                             metric == "chessboard", black_border, a == 0)
     return torch.from_numpy(out)
 
 
@@ -573,10 +607,11 @@ def feature_transform_numba(src: torch.Tensor, spacing: list[float],
     if out.size:
         scale = max(spacing)
         arr = src.contiguous().numpy().view(np.uint8)
-        for a in range(len(spatial)):
-            shape = (src.shape[0], -1, spatial[a], math.prod(spatial[a + 1:]))
-            _feature_pass(arr.reshape(shape), out.reshape(shape), feat.reshape(shape),
-                          (spacing[a] / scale) ** 2, a == 0)
+        with _parallel():
+            for a in range(len(spatial)):
+                shape = (src.shape[0], -1, spatial[a], math.prod(spatial[a + 1:]))
+                _feature_pass(arr.reshape(shape), out.reshape(shape), feat.reshape(shape),
+                              (spacing[a] / scale) ** 2, a == 0)
         np.sqrt(out, out=out)
         out *= scale
     return torch.from_numpy(out), torch.from_numpy(feat)
