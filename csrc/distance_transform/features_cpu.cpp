@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "distance_transform/distance_transform.h"
+#include "distance_transform/variant_args.h"
 #include "kernels/edt_features.cuh"
 
 namespace gpudist {
@@ -60,25 +61,11 @@ void feature_passes(const uint8_t* src, T* out, long long* feat, const std::vect
 std::tuple<at::Tensor, at::Tensor> feature_transform_cpu(const at::Tensor& src_any,
                                                          at::ArrayRef<double> spacing,
                                                          at::ScalarType dtype) {
-  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
-  const int64_t nd = static_cast<int64_t>(spacing.size());
-  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
-  TORCH_CHECK_VALUE(src_any.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
-                    " spatial dims, got ", src_any.dim(), " dims");
+  const VariantArgs args = variant_args(src_any, "src", spacing, dtype);
+  const std::vector<index_t>& shape = args.shape;
+  const std::vector<double>& w = args.w;
+  const double scale = args.scale;
   TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool, "gpudist: a mask src must be bool");
-  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
-                    "gpudist: dtype must be float32 or float64");
-  double scale = 0.0;
-  for (double s : spacing) {
-    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
-    scale = std::max(scale, s);
-  }
-  std::vector<index_t> shape;
-  std::vector<double> w;
-  for (int64_t a = 0; a < nd; ++a) {
-    shape.push_back(src_any.size(a + 1));
-    w.push_back((spacing[a] / scale) * (spacing[a] / scale));
-  }
   const at::Tensor src = src_any.contiguous();
   at::Tensor out = at::empty(src.sizes(), src.options().dtype(dtype));
   at::Tensor feat = at::empty(src.sizes(), src.options().dtype(at::kLong));

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "distance_transform/distance_transform.h"
+#include "distance_transform/variant_args.h"
 #include "kernels/edt_metrics.cuh"
 
 namespace gpudist {
@@ -58,20 +59,10 @@ void metric_passes(const uint8_t* src, T* out, const std::vector<index_t>& shape
 at::Tensor metric_transform_cpu(const at::Tensor& src_any, at::ArrayRef<double> spacing,
                                 const std::string& metric, bool black_border,
                                 at::ScalarType dtype) {
-  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
-  const int64_t nd = static_cast<int64_t>(spacing.size());
-  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
-  TORCH_CHECK_VALUE(src_any.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
-                    " spatial dims, got ", src_any.dim(), " dims");
+  const std::vector<index_t> shape = variant_args(src_any, "src", spacing, dtype).shape;
   TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool, "gpudist: a mask src must be bool");
-  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
-                    "gpudist: dtype must be float32 or float64");
   TORCH_CHECK_VALUE(metric == "taxicab" || metric == "chessboard",
                     "gpudist: metric must be 'taxicab' or 'chessboard', got '", metric, "'");
-  for (double s : spacing)
-    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
-  std::vector<index_t> shape;
-  for (int64_t a = 0; a < nd; ++a) shape.push_back(src_any.size(a + 1));
   const at::Tensor src = src_any.contiguous();
   at::Tensor out = at::empty(src.sizes(), src.options().dtype(dtype));
   if (out.numel() == 0) return out;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "distance_transform/distance_transform.h"
+#include "distance_transform/variant_args.h"
 #include "kernels/edt_multilabel.cuh"
 
 namespace gpudist {
@@ -55,27 +56,13 @@ void multilabel_passes(const L* labels, T* out, const std::vector<index_t>& shap
 
 at::Tensor multilabel_edt_cpu(const at::Tensor& labels_any, at::ArrayRef<double> spacing,
                               bool black_border, bool squared, at::ScalarType dtype) {
-  TORCH_CHECK_VALUE(labels_any.device().is_cpu(), "gpudist: labels must be a CPU tensor here");
-  const int64_t nd = static_cast<int64_t>(spacing.size());
-  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
-  TORCH_CHECK_VALUE(labels_any.dim() == nd + 1, "gpudist: labels must be (batch, *spatial) with ",
-                    nd, " spatial dims, got ", labels_any.dim(), " dims");
-  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
-                    "gpudist: dtype must be float32 or float64");
+  const VariantArgs args = variant_args(labels_any, "labels", spacing, dtype);
+  const std::vector<index_t>& shape = args.shape;
+  const std::vector<double>& w = args.w;
+  const double scale = args.scale;
   const auto st = labels_any.scalar_type();
   TORCH_CHECK_VALUE(st == at::kBool || st == at::kByte || st == at::kInt || st == at::kLong,
                     "gpudist: labels must be bool, uint8, int32 or int64");
-  double scale = 0.0;
-  for (double s : spacing) {
-    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
-    scale = std::max(scale, s);
-  }
-  std::vector<index_t> shape;
-  std::vector<double> w;
-  for (int64_t a = 0; a < nd; ++a) {
-    shape.push_back(labels_any.size(a + 1));
-    w.push_back((spacing[a] / scale) * (spacing[a] / scale));
-  }
   const at::Tensor labels = labels_any.contiguous();
   at::Tensor out = at::empty(labels.sizes(), labels.options().dtype(dtype));
   if (out.numel() == 0) return out;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import mmap
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -73,7 +74,8 @@ def _load() -> str | None:
 
 LOAD_ERROR: str | None = _load()
 AVAILABLE = LOAD_ERROR is None
-EXTENSION_PATH: str | None = None if LOAD_ERROR else _C.__file__  # the library loaded
+# The library loaded (None when it was not).
+EXTENSION_PATH: str | None = None if LOAD_ERROR else sys.modules["gpudist._C"].__file__
 CUDA_BLOCK = 128  # threads per block of the EDT kernels (kCudaBlock, cuda_plan.h)
 
 

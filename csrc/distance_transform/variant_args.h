@@ -1,0 +1,44 @@
+// gpudist: the argument checks and pass weights shared by the CPU-only variants of the transform
+// (multilabel_cpu.cpp, metric_cpu.cpp, features_cpu.cpp).
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "distance_transform/distance_transform.h"
+
+namespace gpudist {
+
+// The spatial shape of a (B, *spatial) CPU input, its spacing's largest value and the pass
+// weights (s_a / scale)^2, after checking the input (named `name`), the spacing and the dtype.
+struct VariantArgs {
+  std::vector<index_t> shape;
+  std::vector<double> w;
+  double scale = 0.0;
+};
+
+inline VariantArgs variant_args(const at::Tensor& src, const char* name,
+                                at::ArrayRef<double> spacing, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(src.device().is_cpu(), "gpudist: ", name, " must be a CPU tensor here");
+  const int64_t nd = static_cast<int64_t>(spacing.size());
+  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
+  TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: ", name, " must be (batch, *spatial) with ",
+                    nd, " spatial dims, got ", src.dim(), " dims");
+  TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
+                    "gpudist: dtype must be float32 or float64");
+  VariantArgs args;
+  for (double s : spacing) {
+    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
+    args.scale = std::max(args.scale, s);
+  }
+  for (int64_t a = 0; a < nd; ++a) {
+    args.shape.push_back(src.size(a + 1));
+    args.w.push_back((spacing[a] / args.scale) * (spacing[a] / args.scale));
+  }
+  return args;
+}
+
+}  // namespace gpudist
