@@ -145,40 +145,37 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
             raise ValueError("gpudist: max_distance applies to the edt conventions only")
 
 
-def check_multilabel_arguments(labels: torch.Tensor, spacing: Sequence[float],
-                               dtype: torch.dtype) -> None:
-    """The op gpudist::multilabel_edt's checks, with its messages: ValueError when one fails."""
+def _check_variant(src: torch.Tensor, name: str, spacing: Sequence[float],
+                   dtype: torch.dtype) -> None:
+    """The checks every CPU-only variant op makes first (csrc variant_args.h), in its order."""
     nd = len(spacing)
     if nd < 1:
         raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
-    if labels.dim() != nd + 1:
-        raise ValueError(f"gpudist: labels must be (batch, *spatial) with {nd} spatial dims, "
-                         f"got {labels.dim()} dims")
+    if src.dim() != nd + 1:
+        raise ValueError(f"gpudist: {name} must be (batch, *spatial) with {nd} spatial dims, "
+                         f"got {src.dim()} dims")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError("gpudist: dtype must be float32 or float64")
-    if labels.dtype not in (torch.bool,) + _LABEL_DTYPES:
-        raise ValueError("gpudist: labels must be bool, uint8, int32 or int64")
     if not all(math.isfinite(s) and s > 0 for s in spacing):
         raise ValueError("gpudist: spacing must be positive and finite")
+
+
+def check_multilabel_arguments(labels: torch.Tensor, spacing: Sequence[float],
+                               dtype: torch.dtype) -> None:
+    """The op gpudist::multilabel_edt's checks, with its messages: ValueError when one fails."""
+    _check_variant(labels, "labels", spacing, dtype)
+    if labels.dtype not in (torch.bool,) + _LABEL_DTYPES:
+        raise ValueError("gpudist: labels must be bool, uint8, int32 or int64")
 
 
 def check_metric_arguments(src: torch.Tensor, spacing: Sequence[float], metric: str,
                            dtype: torch.dtype) -> None:
     """The op gpudist::metric_transform's checks, with its messages: ValueError when one fails."""
-    nd = len(spacing)
-    if nd < 1:
-        raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
-    if src.dim() != nd + 1:
-        raise ValueError(f"gpudist: src must be (batch, *spatial) with {nd} spatial dims, "
-                         f"got {src.dim()} dims")
+    _check_variant(src, "src", spacing, dtype)
     if src.dtype != torch.bool:
         raise ValueError("gpudist: a mask src must be bool")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError("gpudist: dtype must be float32 or float64")
     if metric not in METRICS[1:]:
         raise ValueError(f"gpudist: metric must be 'taxicab' or 'chessboard', got '{metric}'")
-    if not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError("gpudist: spacing must be positive and finite")
 
 
 def check_feature_arguments(src: torch.Tensor, spacing: Sequence[float],
