@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import shutil
@@ -137,15 +138,18 @@ SMOKE = textwrap.dedent("""
 @needs_sources
 def test_sdist_installs_in_a_fresh_venv_and_runs_outside_the_tree(tmp_path):
     """Compiles the extension once (a few minutes on two cores)."""
-    if importlib.util.find_spec("build") is None:
+    try:  # the distribution, not a module: the tree's own build/ folder would pass for one
+        importlib.metadata.version("build")
+    except importlib.metadata.PackageNotFoundError:
         pytest.skip("the `build` package is not installed (it is in gpudist's test extra)")
     dist = tmp_path / "dist"
     env = without_torch(tmp_path)
     del env["PIP_CONFIG_FILE"]
     tree = copy_sources(tmp_path / "src", TREE)
-    made = subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir",
-                           str(dist), str(tree)], capture_output=True, text=True, env=env,
-                          timeout=300)  # with torch blocked: an sdist needs none
+    # -P: the source tree's own build/ folder (setup.py's) must not shadow the `build` package.
+    made = subprocess.run([sys.executable, "-P", "-m", "build", "--sdist", "--no-isolation",
+                           "--outdir", str(dist), str(tree)], capture_output=True, text=True,
+                          env=env, timeout=300)  # with torch blocked: an sdist needs none
     assert made.returncode == 0, made.stdout + made.stderr
     (sdist,) = dist.glob("gpudist-*.tar.gz")
     with tarfile.open(sdist) as tar:
