@@ -93,8 +93,9 @@ def test_metrics_on_empty_dims(metric):
 # --- 4. long lines: streamed in place, exact, bounded scratch -----------------------------------
 
 # Lines longer than these take the streaming envelope (cpu_passes.h, kScratchBytes = 2 MiB):
-# the last axis beyond 65536 (float32) elements, a middle axis beyond 9709.
-LONG_LAST, LONG_MIDDLE = 70_001, 10_007
+# the last axis beyond 65536 (float32) elements, a middle axis beyond 9709. The numba fallback
+# (first pass along the last axis) streams the other axes beyond 74898 (float32) elements.
+LONG_LAST, LONG_MIDDLE, LONG_FIRST = 70_001, 10_007, 80_003
 
 
 @pytest.mark.parametrize("density", [0.5, 0.999, 0.99999])
@@ -125,6 +126,18 @@ def test_long_middle_axis(every_cpu):
     out = gpudist.signed_distance(mask, (1.0, 0.7, 1.3), convention="sdf",
                                   backend=every_cpu.backend)
     assert_close_map(out, to_numpy(signed_reference(mask, (1.0, 0.7, 1.3), "sdf")))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_long_first_axis(every_cpu, dtype):
+    mask = np.random.default_rng(8).random((LONG_FIRST, 2)) < 0.999
+    mask[:, 1] = True
+    mask[[5, LONG_FIRST - 30], 1] = False
+    out = gpudist.edt(mask, (0.3, 2.0), dtype=dtype, backend=every_cpu.backend)
+    assert_matches(out, scipy_edt(mask, (0.3, 2.0)))
+    out = gpudist.signed_distance(mask, (0.3, 2.0), convention="sdf", dtype=dtype,
+                                  backend=every_cpu.backend)
+    assert_close_map(out, to_numpy(signed_reference(mask, (0.3, 2.0), "sdf")))
 
 
 def test_long_lines_with_many_live_parabolas(every_cpu):

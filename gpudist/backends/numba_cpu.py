@@ -1,9 +1,11 @@
 """CPU fallback used when the compiled extension is absent: the per-line algorithm of
 csrc/kernels/edt_line.cuh (first pass, lower envelope per axis, sign bit carrying the class),
 transliterated for numba and parallelised over lines with prange. Only the plain forms: none of
-the CPU extension's vectorised variants (lanes, windowed envelope); the envelope is the in-place
-streaming one of csrc/distance_transform/cpu_passes.h (stream_envelope), so scratch stays small
-on long lines. See those headers for the derivation; a change to them must be mirrored here.
+the CPU extension's vectorised variants (lanes, windowed envelope). The envelope runs on a
+contiguous copy of each line with a full stack (lower_envelope) and, on lines whose scratch would
+pass 2 MiB, in place with the streaming stack of csrc/distance_transform/cpu_passes.h
+(stream_envelope), so scratch stays bounded (the copy is 2-3x faster on short lines). See those
+headers for the derivation; a change to them must be mirrored here.
 
 Threads: numba's threading layer is one that survives fork (DataLoader workers fork a parent that
 has run gpudist): "forksafe", TBB when installed, else numba's workqueue (on Linux), never GNU
@@ -36,6 +38,7 @@ from .contract import (
 )
 
 _NONE = 1 << 62  # position offset meaning "no such element"
+_SCRATCH_BYTES = 2 << 20  # per line, above which an envelope streams (cpu_passes.h kScratchBytes)
 
 if "NUMBA_THREADING_LAYER" not in os.environ:
     nb.config.THREADING_LAYER = "forksafe"
@@ -181,19 +184,91 @@ def _first_pass(src, classes, out, w, two_sided, black_border):
         _first_pass_line(src[src_item, r], fg, out[item, r], w, two_sided, black_border)
 
 
+@nb.njit(cache=True, nogil=True)
+def _envelope_push(k, q, fq, w, f, v, z):
+    s = -math.inf
+    while k >= 0:
+        p = v[k]
+        s = 0.5 * ((p + q) + (fq - f[k]) / (w * (q - p)))
+        if s > z[k]:
+            break
+        k -= 1
+    if k < 0:
+        s = -math.inf
+    k += 1
+    v[k] = q
+    f[k] = fq
+    z[k] = s
+    return k
+
+
+@nb.njit(cache=True, nogil=True)
+def _lower_envelope(inp, out, w, targets_inside, border_sites, zero_others, f, v, z):
+    # edt_line.cuh's lower_envelope (the same sites and tests): reads inp, writes out; f, v, z
+    # hold n + 2 values each.
+    n = inp.shape[0]
+    k = -1
+    if border_sites:
+        k = _envelope_push(k, -1, 0.0, w, f, v, z)
+    any_target = False
+    prev = not border_sites
+    cur = n > 0 and _inside(inp[0]) == targets_inside
+    for q in range(n):
+        nxt = (_inside(inp[q + 1]) == targets_inside) if q + 1 < n else not border_sites
+        any_target |= cur
+        if cur:
+            fq = abs(inp[q])
+            if not math.isinf(fq):  # inf: no element of the other class on this line yet
+                k = _envelope_push(k, q, fq, w, f, v, z)
+        elif prev or nxt:
+            k = _envelope_push(k, q, 0.0, w, f, v, z)
+        prev = cur
+        cur = nxt
+    if border_sites:
+        k = _envelope_push(k, n, 0.0, w, f, v, z)
+    if not any_target and not zero_others:
+        return
+    j = 0
+    next_z = z[1] if k > 0 else math.inf
+    for x in range(n):
+        if _inside(inp[x]) != targets_inside:
+            if zero_others:
+                out[x] = 0.0
+            continue
+        g = math.inf  # no site on this line
+        if k >= 0:
+            while next_z < x:
+                j += 1
+                next_z = z[j + 1] if j < k else math.inf
+            g = f[j] + w * (x - v[j]) * (x - v[j])
+        out[x] = -g if targets_inside else g
+
+
 @nb.njit(cache=True, parallel=True)
 def _envelope_pass(out, w, two_sided, black_border):
-    # out: (outer, n, inner), lines along axis 1, each transformed in place
+    # out: (outer, n, inner), lines along axis 1, each transformed in place: from a contiguous
+    # copy with a full stack (lower_envelope) while that scratch stays within _SCRATCH_BYTES,
+    # else streamed in place (stream_envelope, bounded scratch), as cpu_passes.h decides.
     outer, n, inner = out.shape
+    copy = n * (out.itemsize + 24) <= _SCRATCH_BYTES
     for line in nb.prange(outer * inner):
         o, j = line // inner, line % inner
-        v = np.empty(64, np.int64)
-        f = np.empty(64)
-        z = np.empty(64)
         dst = out[o, :, j]
-        v, f, z = _stream_envelope(dst, w, True, black_border, not two_sided, v, f, z)
-        if two_sided:
-            _stream_envelope(dst, w, False, False, False, v, f, z)
+        if copy:
+            inp = dst.copy()
+            f = np.empty(n + 2)
+            z = np.empty(n + 2)
+            v = np.empty(n + 2, np.int64)
+            _lower_envelope(inp, dst, w, True, black_border, not two_sided, f, v, z)
+            if two_sided:
+                _lower_envelope(inp, dst, w, False, False, False, f, v, z)
+        else:
+            v = np.empty(64, np.int64)
+            f = np.empty(64)
+            z = np.empty(64)
+            v, f, z = _stream_envelope(dst, w, True, black_border, not two_sided, v, f, z)
+            if two_sided:
+                _stream_envelope(dst, w, False, False, False, v, f, z)
 
 
 @nb.njit(cache=True, parallel=True)
@@ -284,24 +359,6 @@ def _multilabel_first_pass_line(labels, out, w, black_border):
             d = min(left, right)
             out[x] = 0.0 if labels[s] == 0 else (math.inf if math.isinf(d) else w * d * d)
         s = e
-
-
-@nb.njit(cache=True, nogil=True)
-def _envelope_push(k, q, fq, w, f, v, z):
-    s = -math.inf
-    while k >= 0:
-        p = v[k]
-        s = 0.5 * ((p + q) + (fq - f[k]) / (w * (q - p)))
-        if s > z[k]:
-            break
-        k -= 1
-    if k < 0:
-        s = -math.inf
-    k += 1
-    v[k] = q
-    f[k] = fq
-    z[k] = s
-    return k
 
 
 @nb.njit(cache=True, nogil=True)
