@@ -14,7 +14,8 @@ On a GPU, in this order:
   cupy       the CuPy backend (NVRTC, needs no CUDA build: it runs first, while the extension's
              CUDA build runs in the background): kernel registers and occupancy, launch plans,
              every case vs scipy / cupyx, times vs cupyx, per-pass CUDA-event times against the
-             measured copy bandwidth;
+             measured copy bandwidth; the variants (multilabel, taxicab, chessboard, features)
+             vs the CPU extension, with their times;
   extension  the same for the extension, once its in-place CUDA build is done, then again with
              the second-generation kernels (GPUDIST_CUDA_KERNELS=2);
   sanitizer  compute-sanitizer memcheck on one small case of each backend;
@@ -471,6 +472,47 @@ def kernel_report(name: str) -> None:
                 cupy_nvrtc.resident(torch.device("cuda"), "first_pass"), free)
 
 
+def check_variants(backend: str) -> None:
+    """multilabel=True, metric= and return_indices=True of `backend` on CUDA (outputs poisoned
+    first) vs the CPU extension's, with their times: a row per variant."""
+    import torch
+
+    import gpudist
+
+    g = torch.Generator().manual_seed(int(time.time()))
+    labels = torch.randint(0, 4, (2, 64, 96, 80), generator=g)[..., torch.arange(80) // 8]
+    mask = torch.rand((2, 64, 96, 80), generator=g) < 0.95
+    spacing = [1.5, 0.6, 1.1]
+    variants = [("multilabel", labels.to(torch.int32), {"multilabel": True}),
+                ("taxicab", mask, {"metric": "taxicab"}),
+                ("chessboard", mask, {"metric": "chessboard"}),
+                ("features", mask, {"return_indices": True})]
+    for kind, src, kw in variants:
+        try:
+            def run(x, b, kw=kw):
+                return gpudist.edt(x, spacing, ndim=3, backend=b, **kw)
+
+            cuda = src.cuda()
+            poison()
+            out = run(cuda, backend)
+            ref = run(src, "extension")
+            if kind == "features":
+                (out, out_idx), (ref, ref_idx) = out, ref
+                other = int((out_idx.cpu() != ref_idx).any(0).sum())  # ties may differ
+            else:
+                other = 0
+            bad, err = mismatches(out.cpu(), ref)
+            ms = timed_events(lambda: run(cuda, backend), 5)
+            emit("variant", f"{backend}: {kind:<11} {tuple(src.shape)} {ms:8.2f} ms  "
+                 f"{'ok' if not bad else f'{bad} BAD'} vs the CPU (max rel {err:.1e})"
+                 + (f", {other} indices differ from the CPU's" if kind == "features" else ""),
+                 backend=backend, variant=kind, ms=ms, bad=bad, max_rel=err,
+                 indices_differ=other, status="ok" if not bad else "failed")
+        except Exception as exc:  # noqa: BLE001 - reported, and the next variant runs
+            emit("variant", f"{backend}: {kind} ERROR {type(exc).__name__}: {exc}",
+                 backend=backend, variant=kind, status="error", error=str(exc))
+
+
 def child_backend(name: str, quick: bool) -> int:
     import torch
 
@@ -546,6 +588,8 @@ def child_backend(name: str, quick: bool) -> int:
             pass
     if not quick:
         check_vs_scipy(name, fn, deadline)
+        if generation == 1:  # the variants have one generation of kernels
+            check_variants(name.split("/")[0])
     return 0
 
 

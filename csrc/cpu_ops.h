@@ -3,9 +3,9 @@
 // gpudist_avx2, under `#pragma GCC target("avx2,fma")`). cpu_ops.cpp registers one set of the two,
 // chosen when the extension loads (__builtin_cpu_supports; GPUDIST_CPU_ISA=baseline forces the
 // portable set). Nothing is built with -mavx2 or -march=native, so one build runs on any x86-64.
-// The CPU-only ops of the EDT variants and the metrics (multilabel_edt, metric_transform,
-// feature_transform, voxel_border) are compiled once, for baseline x86-64, and register
-// themselves beside their code.
+// The CPU kernels of the EDT variants (multilabel_edt, metric_transform, feature_transform) and
+// of the metrics' voxel_border are compiled once, for baseline x86-64, and register themselves
+// beside their code.
 #pragma once
 
 #include <ATen/ATen.h>

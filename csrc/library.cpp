@@ -1,10 +1,10 @@
 // gpudist: the op schemas (one TORCH_LIBRARY block for every op of the extension) and the Python
 // module stub. Each op's arguments, shapes and checks are documented in its own header:
 // distance_transform/distance_transform.h, distance_at/distance_at.h,
-// voxel_border/voxel_border.h, boundary_loss/boundary_loss.h (the CPU-only ops multilabel_edt,
+// voxel_border/voxel_border.h, boundary_loss/boundary_loss.h (the variants multilabel_edt,
 // metric_transform and feature_transform at the top of
-// distance_transform/{multilabel,metric,features}_cpu.cpp); the implementations register
-// themselves per device with TORCH_LIBRARY_IMPL beside them.
+// distance_transform/{multilabel,metric,features}_cpu.cpp, on CUDA in variants_cuda.cu); the
+// implementations register themselves per device with TORCH_LIBRARY_IMPL beside them.
 #include <Python.h>
 #include <torch/library.h>
 
@@ -54,4 +54,9 @@ TORCH_LIBRARY(gpudist, m) {
       "cuda_launch_plan(int[] spatial, int items, int resident, int? free_bytes=None, "
       "int? first_resident=None, int generation=1, int out_bytes=4) -> int[]",
       &gpudist::cuda_launch_plan_flat);
+  // Host-only: the CUDA launch plan of the variants (multilabel_edt, metric_transform,
+  // feature_transform), for the CuPy backend's launcher.
+  m.def("cuda_variant_plan(int[] spatial, int items, int op, int resident, int? free_bytes=None) "
+        "-> int[]",
+        &gpudist::cuda_variant_plan_flat);
 }

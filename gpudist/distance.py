@@ -126,24 +126,23 @@ def edt(mask: Array, spacing: Any = None, *, ndim: int | None = None, squared: b
             returned as +inf; those up to it stay exact. On the CPU the transform then skips
             the work beyond it, which makes short-range maps (surfaces, bands) much cheaper.
         dtype: float32 or float64 output (default float32, float64 for a float64 mask).
-        backend: "extension", "numba", "scipy" or None for the fastest available.
+        backend: "extension", "cupy", "numba", "scipy" or None for the fastest available.
         sampling: scipy's name for `spacing` (pass one of them).
         multilabel: `mask` holds integer labels (or bool), 0 the background: the distance from
             every element of a nonzero label to the nearest element of a different label (0
             included), as seung-lab edt's `edt.edt(labels, anisotropy=spacing,
-            black_border=...)`; 0 on label 0. CPU backends only (the CUDA ones raise
-            NotImplementedError).
+            black_border=...)`; 0 on label 0. Every backend.
         metric: "euclidean" (the default), or scipy's `distance_transform_cdt` metrics
             "taxicab" (sum over the axes of spacing times |index difference|) and "chessboard"
-            (their max), exact with any spacing; `squared` is then an error. CPU backends only
-            (the scipy one with an isotropic spacing).
+            (their max), exact with any spacing; `squared` is then an error. Every backend
+            (the scipy one with an isotropic spacing only).
         return_indices: also return the feature transform, as scipy's: for every element the
             index of a nearest zero element (itself on zeros), int64 of shape
             (*batch, ndim, *spatial) (an unbatched mask: scipy's (ndim, *spatial)); -1 in an item
             without zeros. Ties (equidistant zeros) are broken pass by pass: each pass (axis 0
             first) keeps the candidate of the lower index along its axis (up to the rounding of
             the envelope's intersections); scipy may pick another of them (at the same
-            distance). CPU backends only.
+            distance). Every backend.
 
     Returns:
         Same shape as `mask`: 0 on zero elements; +inf everywhere in a batch item that has no

@@ -128,6 +128,54 @@ def test_non_default_stream(backend):
     torch.testing.assert_close(out.cpu().double(), ref, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_variants(backend):
+    """multilabel=True, metric= and return_indices=True on CUDA (allocator poisoned first) equal
+    the CPU extension's (which the peer tests check against edt, scipy and brute force), on
+    volumes with more lines than a round of threads; indices point at a nearest zero."""
+    if backend == "extension" and not extension.has_cuda_kernels():
+        pytest.skip("gpudist._C was built without CUDA kernels")
+    if backend == "cupy" and not HAS_CUPY:
+        pytest.skip("CuPy is not installed (pip install gpudist[cupy])")
+    g = torch.Generator().manual_seed(11)
+    labels = torch.randint(0, 4, (3, 40, 70, 50), generator=g)
+    labels = labels[:, :, :, torch.arange(50) // 5]  # runs of a label, as in a segmentation
+    mask = torch.rand((3, 40, 70, 50), generator=g) < 0.9
+    spacing = [1.5, 0.6, 1.1]
+    for dtype in (torch.float32, torch.float64):
+        tol = 1e-6 if dtype == torch.float32 else 1e-12
+        for label_dtype in (torch.uint8, torch.int32, torch.int64):
+            for border in (False, True):
+                _poison_allocator()
+                src = labels.to(label_dtype)
+                out = gpudist.edt(src.cuda(), spacing, ndim=3, multilabel=True, dtype=dtype,
+                                  black_border=border, backend=backend)
+                ref = gpudist.edt(src, spacing, ndim=3, multilabel=True, dtype=dtype,
+                                  black_border=border, backend="extension")
+                torch.testing.assert_close(out.cpu(), ref, rtol=tol, atol=0)
+        for metric in ("taxicab", "chessboard"):
+            _poison_allocator()
+            out = gpudist.edt(mask.cuda(), spacing, ndim=3, metric=metric, dtype=dtype,
+                              backend=backend)
+            ref = gpudist.edt(mask, spacing, ndim=3, metric=metric, dtype=dtype,
+                              backend="extension")
+            torch.testing.assert_close(out.cpu(), ref, rtol=tol, atol=0)
+        _poison_allocator()
+        dist, idx = gpudist.edt(mask.cuda(), spacing, ndim=3, return_indices=True, dtype=dtype,
+                                backend=backend)
+        ref, _ = gpudist.edt(mask, spacing, ndim=3, return_indices=True, dtype=dtype,
+                             backend="extension")
+        torch.testing.assert_close(dist.cpu(), ref, rtol=tol, atol=0)
+        idx = idx.cpu()
+        items = torch.arange(3).view(3, 1, 1, 1).expand_as(mask)
+        assert not mask[items, idx[:, 0], idx[:, 1], idx[:, 2]].any()  # zeros
+        h = torch.tensor(spacing, dtype=torch.float64).view(1, 3, 1, 1, 1)
+        grid = torch.stack(torch.meshgrid(*[torch.arange(n) for n in mask.shape[1:]],
+                                          indexing="ij"))
+        at = (((idx - grid) * h) ** 2).sum(1).sqrt()
+        torch.testing.assert_close(at, ref.double(), rtol=tol, atol=0)
+
+
 @pytest.mark.skipif(not HAS_CUPY, reason="CuPy is not installed (pip install gpudist[cupy])")
 def test_cupy_zero_copy():
     import cupy

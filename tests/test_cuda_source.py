@@ -190,6 +190,38 @@ def test_launch_plan_invariants(spatial, items, resident, free_bytes):
 
 
 @needs_extension
+@pytest.mark.parametrize("op", extension.VARIANT_OPS)
+@pytest.mark.parametrize("spatial", [(1,), (300,), (5, 6), (1, 130), (17, 33, 40), (2, 3, 4, 5)],
+                         ids=str)
+@pytest.mark.parametrize("resident,free_bytes", [(1, None), (256, 16384), (270336, 1 << 40)])
+def test_variant_plan_invariants(op, spatial, resident, free_bytes):
+    """The variants' plan: pass p along axis p over every line of the batch, in place on the
+    output (pass 0 reads src), the last one finalizing; scratch (none in pass 0 and for taxicab;
+    3 or, for features, 4 arrays of n + 2 words per thread) within the budget, slots as
+    launch_slots sizes them (the transform's plan checks those rules)."""
+    budget = 1 << 30 if free_bytes is None else min(1 << 30, free_bytes // 4)
+    items = 3
+    plan = extension.cuda_variant_plan(spatial, items, op, resident, free_bytes)
+    volume = int(np.prod(spatial))
+    assert [p.axis for p in plan.passes] == list(range(len(spatial)))
+    words = 0
+    for p, launch in enumerate(plan.passes):
+        n = spatial[p]
+        assert (launch.n, launch.inner) == (n, int(np.prod(spatial[p + 1:])))
+        assert launch.lines == items * volume // n
+        assert (launch.src, launch.dst) == ("src" if p == 0 else "out", "out")
+        assert launch.finalize == (p == len(spatial) - 1)
+        per_thread = 0 if p == 0 or op == "taxicab" else (4 if op == "features" else 3) * (n + 2)
+        cap = min(launch.lines, resident, budget // (8 * per_thread) if per_thread else resident)
+        assert 1 <= launch.slots <= max(1, cap)
+        assert launch.blocks == -(-launch.slots // plan.block)
+        words = max(words, launch.slots * per_thread)
+    assert plan.scratch_words == words
+    with pytest.raises(ValueError, match="op must be one of"):
+        extension.cuda_variant_plan(spatial, items, "euclidean", resident)
+
+
+@needs_extension
 def test_launch_plan_512_cubed_on_an_h200():
     """The issue's case: 512^3 on 132 SMs at 9 blocks of 128 per SM (the envelope kernels'
     registers), 1 GiB of scratch: 4 even rounds of 512 whole blocks, not 87,041 threads."""

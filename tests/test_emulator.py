@@ -17,6 +17,7 @@ from gpudist.backends import extension, scipy_reference
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "cuda_shim"))
 import emulator  # noqa: E402
+from common import assert_matches, brute_force_metric, multilabel_reference, scipy_edt  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not extension.AVAILABLE,
                                 reason="the launch plan comes from gpudist._C (not built)")
@@ -93,6 +94,74 @@ def test_nasty(exe):
         for convention in ("edt", "kervadec"):
             for generation in (1, 2):
                 _check(exe, mask, convention=convention, generation=generation)
+
+
+# --- the variants: multilabel_edt, metric_transform, feature_transform ------------------------
+
+VARIANT_CASES = [((2, 9, 13), (1.3, 0.7)), ((3, 130), (0.6,)), ((1, 7, 1, 11), (0.9, 2.0, 1.1)),
+                 ((2, 4, 5, 6, 3), (1.0, 0.4, 1.7, 1.2))]
+
+
+@pytest.mark.parametrize("shape,spacing", VARIANT_CASES, ids=str)
+def test_variants(exe, shape, spacing):
+    """Each variant's CUDA passes against its independent reference (scipy per label, brute
+    force, scipy's EDT), on 37 resident threads (fewer than the lines: rounds), float32 and
+    float64, with and without black_border; items without background included."""
+    rng = np.random.default_rng(zlib.crc32(repr(shape).encode()))
+    labels = rng.integers(0, 4, shape)
+    labels[0] = labels[0] != 0  # one label and the background
+    mask = rng.random(shape) < 0.75
+    mask[-1] = True  # an item without background
+    for i, dtype in enumerate((torch.float32, torch.float64)):
+        rtol = 1e-6 if dtype == torch.float32 else 1e-12
+        label_dtype = (torch.uint8, torch.int32, torch.int64)[(i + len(shape)) % 3]
+        for border in (False, True):
+            got = emulator.run_variant(exe, "multilabel", torch.from_numpy(labels).to(label_dtype),
+                                       spacing, border, dtype, 37, seed=i)["out"]
+            assert_matches(got, np.stack([multilabel_reference(x, spacing, border)
+                                          for x in labels]), rtol)
+            for metric in ("taxicab", "chessboard"):
+                got = emulator.run_variant(exe, metric, torch.from_numpy(mask), spacing, border,
+                                           dtype, 37, seed=i)["out"]
+                assert_matches(got, np.stack([brute_force_metric(m, spacing, metric, border)
+                                              for m in mask]), rtol)
+        got = emulator.run_variant(exe, "features", torch.from_numpy(mask), spacing, False, dtype,
+                                   37, seed=i)
+        dist, feat = got["out"].double().numpy(), got["feat"].numpy()
+        assert_matches(dist, np.stack([scipy_edt(m, spacing) for m in mask]), rtol)
+        h = np.asarray(spacing).reshape((-1,) + (1,) * (len(shape) - 1))
+        for m, d, f in zip(mask, dist, feat):
+            if m.all():
+                assert (f == -1).all()
+                continue
+            at = np.stack(np.unravel_index(f, m.shape))
+            assert not m[tuple(at)].any()  # a background element
+            np.testing.assert_allclose(np.sqrt((((at - np.indices(m.shape)) * h) ** 2).sum(0)),
+                                       d, rtol=rtol)
+        _, cpu = extension.feature_transform(torch.from_numpy(mask), spacing, dtype)
+        np.testing.assert_array_equal(feat, cpu.numpy())  # the same tie rule
+
+
+def test_variants_squared_and_scratch_rounds(exe):
+    """multilabel_edt squared, and a scratch budget small enough that the envelope passes of
+    every variant run in rounds of 32 threads."""
+    rng = np.random.default_rng(3)
+    labels = torch.from_numpy(rng.integers(0, 3, (2, 40, 70))).to(torch.int32)
+    mask = labels != 0
+    spacing = (1.7, 0.6)
+    small = 4 * 32 * 4 * 72 * 8  # 32 threads of 4 arrays of 70 + 2 words
+    got = emulator.run_variant(exe, "multilabel", labels, spacing, False, torch.float64, 10**6,
+                               small, squared=True)["out"]
+    assert_matches(got, np.stack([multilabel_reference(x, spacing, False) ** 2
+                                  for x in labels.numpy()]), 1e-12)
+    for op in ("chessboard", "features"):
+        got = emulator.run_variant(exe, op, mask, spacing, False, torch.float32, 10**6, small)
+        if op == "chessboard":
+            ref = extension.metric_transform(mask, spacing, op, False, torch.float32)
+        else:
+            ref, feat = extension.feature_transform(mask, spacing, torch.float32)
+            torch.testing.assert_close(got["feat"], feat, rtol=0, atol=0)
+        torch.testing.assert_close(got["out"], ref, rtol=0, atol=0)
 
 
 def test_emulator_exchanges(exe):

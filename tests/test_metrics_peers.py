@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common import blobs
+from scipy import ndimage
 from gpudist import metrics as M
 
 # DeepMind's package imports scipy.ndimage.filters / .morphology, deprecated in scipy >= 1.14.
@@ -562,3 +563,24 @@ def test_surface_overlap_and_raw_distances_equal_deepmind(shape, spacing):
                              tolerance=tol, spacing=spacing, include_background=True)
     torch.testing.assert_close(voxel.target, both["overlap_target"])
     torch.testing.assert_close(voxel.pred, both["overlap_pred"])
+
+
+@pytest.mark.parametrize("metric", ["taxicab", "chessboard"])
+def test_surface_distances_take_distance_metric(metric):
+    """surface_distances(distance_metric=...) measures in that metric: each border voxel's
+    distance to the other mask's border, by brute force with the spacing."""
+    rng = np.random.default_rng(5)
+    pred = rng.random((1, 1, 9, 11)) < 0.4
+    target = rng.random((1, 1, 9, 11)) < 0.4
+    spacing = (1.5, 0.7)
+    out = M.surface_distances(pred, target, spacing=spacing, distance_metric=metric,
+                              include_background=True, dtype=torch.float64)
+    border = [x[0, 0] & ~ndimage.binary_erosion(x[0, 0], border_value=0) for x in (pred, target)]
+    h = np.asarray(spacing)
+    combine = np.sum if metric == "taxicab" else np.max
+    for src, dst, got, count in [(border[0], border[1], out.pred_to_target, out.pred_count),
+                                 (border[1], border[0], out.target_to_pred, out.target_count)]:
+        a, b = np.argwhere(src), np.argwhere(dst)
+        expected = np.sort(combine(np.abs(a[:, None] - b[None]) * h, axis=2).min(1))
+        assert int(count[0, 0]) == len(a)
+        np.testing.assert_allclose(np.asarray(got)[0, 0, :len(a)], expected, rtol=1e-12)

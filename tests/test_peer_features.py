@@ -10,7 +10,15 @@ from hypothesis import strategies as st
 
 import gpudist
 from scipy import ndimage
-from common import assert_close_map, assert_matches, kervadec_phi, one_hot, scipy_edt
+from common import (
+    assert_close_map,
+    assert_matches,
+    brute_force_metric,
+    kervadec_phi,
+    multilabel_reference,
+    one_hot,
+    scipy_edt,
+)
 
 # --- scipy's `sampling` -------------------------------------------------------------------------
 
@@ -141,24 +149,6 @@ def test_losses_take_per_item_spacing(loss):
 # --- multi-label EDT (seung-lab edt's default for integer labels) -------------------------------
 
 
-def multilabel_reference(labels: np.ndarray, spacing, black_border: bool) -> np.ndarray:
-    """scipy's EDT of each nonzero label's mask, read on that label (float64)."""
-    out = np.zeros(labels.shape)
-    for label in np.unique(labels):
-        if label == 0:
-            continue
-        mask = labels == label
-        if black_border:
-            inner = tuple(slice(1, -1) for _ in range(labels.ndim))
-            d = ndimage.distance_transform_edt(np.pad(mask, 1), sampling=spacing)[inner]
-        elif mask.all():
-            d = np.full(labels.shape, np.inf)
-        else:
-            d = ndimage.distance_transform_edt(mask, sampling=spacing)
-        out[mask] = d[mask]
-    return out
-
-
 @st.composite
 def label_maps(draw, max_dims=3, max_side=12):
     """Random label maps of 1 to 3 dims (few labels, in runs and speckle) and a spacing."""
@@ -258,24 +248,6 @@ def test_multilabel_batch_and_dtypes(target):
 
 
 # --- taxicab and chessboard (scipy's distance_transform_cdt) ------------------------------------
-
-
-def brute_force_metric(mask: np.ndarray, spacing, metric: str, black_border: bool) -> np.ndarray:
-    """min over the background (and, with black_border, the outside) of the sum / max over the
-    axes of spacing times |index difference|, in float64."""
-    h = np.asarray(spacing, dtype=np.float64)
-    grid = np.indices(mask.shape).reshape(mask.ndim, -1).T
-    bg = grid[~mask.reshape(-1)]
-    combine = np.sum if metric == "taxicab" else np.max
-    out = np.zeros(mask.size)
-    for i, p in enumerate(grid):
-        if not mask.reshape(-1)[i]:
-            continue
-        d = combine(np.abs(bg - p) * h, axis=1).min() if len(bg) else np.inf
-        if black_border:
-            d = min(d, min(h[a] * min(p[a] + 1, mask.shape[a] - p[a]) for a in range(mask.ndim)))
-        out[i] = d
-    return out.reshape(mask.shape)
 
 
 @settings(max_examples=60, deadline=None)

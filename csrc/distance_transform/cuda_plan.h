@@ -1,6 +1,8 @@
 // gpudist: the CUDA launch plan of gpudist::distance_transform, written once. The extension's
 // launcher (distance_transform_cuda.cu) runs it; the CuPy backend (gpudist/backends/cupy_nvrtc.py)
-// reads it through the host-only op gpudist::cuda_launch_plan. Plain C++: no torch or CUDA header.
+// reads it through the host-only op gpudist::cuda_launch_plan. The variants' plan
+// (cuda_variant_plan(), run by variants_cuda.cu, read through gpudist::cuda_variant_plan) is at
+// the end. Plain C++: no torch or CUDA header.
 //
 // Pass 0 (kernel gd_first_pass_*) runs along the last axis, one thread per line; passes 1 .. nd-1
 // (gd_envelope_*) along axes nd-2 .. 0, each thread working through lines of a strided axis with
@@ -123,24 +125,83 @@ inline CudaPlan cuda_launch_plan(const std::vector<index_t>& shape, index_t item
   return plan;
 }
 
-// The plan as integers, for the op gpudist::cuda_launch_plan: block, scratch_words, the number of
-// passes, then kPassFields values per pass in PassLaunch's order. free_bytes: the device memory
-// free (None: enough for the scratch cap); first_resident: None for `resident`; generation 1 or
-// 2 and out_bytes 4 or 8, as the Python wrapper checks (gpudist/backends/extension.py).
-inline std::vector<int64_t> cuda_launch_plan_flat(std::vector<int64_t> spatial, int64_t items,
-                                                  int64_t resident,
-                                                  std::optional<int64_t> free_bytes,
-                                                  std::optional<int64_t> first_resident,
-                                                  int64_t generation, int64_t out_bytes) {
-  const CudaPlan plan = cuda_launch_plan(
-      std::vector<index_t>(spatial.begin(), spatial.end()), items, resident,
-      first_resident.value_or(resident),
-      free_bytes ? scratch_budget(*free_bytes) : kCudaScratchBytes, generation, out_bytes);
+// The variants of the transform (kernels/edt_variant_kernels.cu), as the op
+// gpudist::cuda_variant_plan names them.
+enum VariantOp { kVariantMultilabel = 0, kVariantTaxicab = 1, kVariantChessboard = 2,
+                 kVariantFeatures = 3 };
+
+// 8-byte words of scratch per working thread of a pass of variant `op` along lines of n
+// elements: arrays of n + 2 values (edt_variant_kernels.cu), none for pass 0 and for taxicab.
+inline index_t variant_words(index_t op, index_t n, bool first) {
+  if (first || op == kVariantTaxicab) return 0;
+  return (op == kVariantFeatures ? 4 : 3) * (n + 2);
+}
+
+// The plan of a variant for `items` items of the given spatial extents (all > 0): pass p runs
+// along axis p, in place on the output (pass 0 reads the input), threads and scratch as
+// launch_slots() sizes them; the last pass finalizes.
+inline CudaPlan cuda_variant_plan(const std::vector<index_t>& shape, index_t items, index_t op,
+                                  index_t resident, index_t scratch_bytes) {
+  const index_t nd = index_t(shape.size());
+  index_t volume = 1;
+  for (index_t s : shape) volume *= s;
+  CudaPlan plan;
+  index_t inner = volume;
+  for (index_t axis = 0; axis < nd; ++axis) {
+    const index_t n = shape[axis];
+    inner /= n;
+    const index_t words = variant_words(op, n, axis == 0);
+    PassLaunch launch{};
+    launch.axis = axis;
+    launch.n = n;
+    launch.inner = inner;
+    launch.outer = volume / (n * inner);
+    launch.lines = items * (volume / n);
+    launch.slots = launch_slots(launch.lines, resident, words, scratch_bytes, plan.block);
+    launch.blocks = (launch.slots + plan.block - 1) / plan.block;
+    launch.in = axis == 0 ? kBufferSrc : kBufferOut;
+    launch.out = kBufferOut;
+    launch.finalize = axis == nd - 1;
+    if (words * launch.slots > plan.scratch_words) plan.scratch_words = words * launch.slots;
+    plan.passes.push_back(launch);
+  }
+  return plan;
+}
+
+// A plan as integers: block, scratch_words, the number of passes, then kPassFields values per
+// pass in PassLaunch's order.
+inline std::vector<int64_t> flat_plan(const CudaPlan& plan) {
   std::vector<int64_t> flat = {plan.block, plan.scratch_words, int64_t(plan.passes.size())};
   for (const PassLaunch& p : plan.passes)
     flat.insert(flat.end(), {p.axis, p.n, p.inner, p.outer, p.lines, p.slots, p.blocks, p.in,
                              p.out, p.finalize});
   return flat;
+}
+
+// The plan as integers (flat_plan()), for the op gpudist::cuda_launch_plan. free_bytes: the
+// device memory free (None: enough for the scratch cap); first_resident: None for `resident`;
+// generation 1 or 2 and out_bytes 4 or 8, as the Python wrapper checks
+// (gpudist/backends/extension.py).
+inline std::vector<int64_t> cuda_launch_plan_flat(std::vector<int64_t> spatial, int64_t items,
+                                                  int64_t resident,
+                                                  std::optional<int64_t> free_bytes,
+                                                  std::optional<int64_t> first_resident,
+                                                  int64_t generation, int64_t out_bytes) {
+  return flat_plan(cuda_launch_plan(
+      std::vector<index_t>(spatial.begin(), spatial.end()), items, resident,
+      first_resident.value_or(resident),
+      free_bytes ? scratch_budget(*free_bytes) : kCudaScratchBytes, generation, out_bytes));
+}
+
+// cuda_variant_plan() as integers (flat_plan()), for the op gpudist::cuda_variant_plan; op as
+// VariantOp, checked by the Python wrapper.
+inline std::vector<int64_t> cuda_variant_plan_flat(std::vector<int64_t> spatial, int64_t items,
+                                                   int64_t op, int64_t resident,
+                                                   std::optional<int64_t> free_bytes) {
+  return flat_plan(cuda_variant_plan(std::vector<index_t>(spatial.begin(), spatial.end()), items,
+                                     op, resident,
+                                     free_bytes ? scratch_budget(*free_bytes)
+                                                : kCudaScratchBytes));
 }
 
 }  // namespace gpudist

@@ -51,7 +51,7 @@ void feature_passes(const uint8_t* src, T* out, long long* feat, const std::vect
                          else
                            feature_envelope_line(src + at, inner, out + at, feat + at, inner,
                                                  base, n, w[a], f.data(), v.data(), z.data(),
-                                                 fe.data());
+                                                 fe.data(), 1);
                        }
                      });
   }
@@ -65,7 +65,7 @@ std::tuple<at::Tensor, at::Tensor> feature_transform_cpu(const at::Tensor& src_a
   const std::vector<index_t>& shape = args.shape;
   const std::vector<double>& w = args.w;
   const double scale = args.scale;
-  TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool, "gpudist: a mask src must be bool");
+  check_mask(src_any);
   const at::Tensor src = src_any.contiguous();
   at::Tensor out = at::empty(src.sizes(), src.options().dtype(dtype));
   at::Tensor feat = at::empty(src.sizes(), src.options().dtype(at::kLong));

@@ -50,7 +50,7 @@ void metric_passes(const uint8_t* src, T* out, const std::vector<index_t>& shape
                            taxicab_line(line, inner, n, h, black_border);
                          else
                            chessboard_line(line, inner, line, inner, n, h, black_border,
-                                           s.data(), gs.data(), t.data());
+                                           s.data(), gs.data(), t.data(), 1);
                        }
                      });
   }
@@ -60,13 +60,11 @@ at::Tensor metric_transform_cpu(const at::Tensor& src_any, at::ArrayRef<double> 
                                 const std::string& metric, bool black_border,
                                 at::ScalarType dtype) {
   const std::vector<index_t> shape = variant_args(src_any, "src", spacing, dtype).shape;
-  TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool, "gpudist: a mask src must be bool");
-  TORCH_CHECK_VALUE(metric == "taxicab" || metric == "chessboard",
-                    "gpudist: metric must be 'taxicab' or 'chessboard', got '", metric, "'");
+  check_mask(src_any);
+  const int code = metric_code(metric);
   const at::Tensor src = src_any.contiguous();
   at::Tensor out = at::empty(src.sizes(), src.options().dtype(dtype));
   if (out.numel() == 0) return out;
-  const int code = metric == "taxicab" ? kTaxicab : kChessboard;
   const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());
   if (dtype == at::kFloat)
     metric_passes(s, out.data_ptr<float>(), shape, src.size(0), spacing, code, black_border);

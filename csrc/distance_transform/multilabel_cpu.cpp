@@ -60,9 +60,7 @@ at::Tensor multilabel_edt_cpu(const at::Tensor& labels_any, at::ArrayRef<double>
   const std::vector<index_t>& shape = args.shape;
   const std::vector<double>& w = args.w;
   const double scale = args.scale;
-  const auto st = labels_any.scalar_type();
-  TORCH_CHECK_VALUE(st == at::kBool || st == at::kByte || st == at::kInt || st == at::kLong,
-                    "gpudist: labels must be bool, uint8, int32 or int64");
+  check_labels(labels_any);
   const at::Tensor labels = labels_any.contiguous();
   at::Tensor out = at::empty(labels.sizes(), labels.options().dtype(dtype));
   if (out.numel() == 0) return out;

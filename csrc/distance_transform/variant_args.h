@@ -1,19 +1,20 @@
-// gpudist: the argument checks and pass weights shared by the CPU-only variants of the transform
-// (multilabel_cpu.cpp, metric_cpu.cpp, features_cpu.cpp).
+// gpudist: the argument checks and pass weights shared by the variants of the transform, on the
+// CPU (multilabel_cpu.cpp, metric_cpu.cpp, features_cpu.cpp) and on CUDA (variants_cuda.cu).
 #pragma once
 
 #include <ATen/ATen.h>
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "distance_transform/distance_transform.h"
 
 namespace gpudist {
 
-// The spatial shape of a (B, *spatial) CPU input, its spacing's largest value and the pass
-// weights (s_a / scale)^2, after checking the input (named `name`), the spacing and the dtype.
+// The spatial shape of a (B, *spatial) input, its spacing's largest value and the pass weights
+// (s_a / scale)^2, after checking the input (named `name`), the spacing and the dtype.
 struct VariantArgs {
   std::vector<index_t> shape;
   std::vector<double> w;
@@ -22,7 +23,6 @@ struct VariantArgs {
 
 inline VariantArgs variant_args(const at::Tensor& src, const char* name,
                                 at::ArrayRef<double> spacing, at::ScalarType dtype) {
-  TORCH_CHECK_VALUE(src.device().is_cpu(), "gpudist: ", name, " must be a CPU tensor here");
   const int64_t nd = static_cast<int64_t>(spacing.size());
   TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
   TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: ", name, " must be (batch, *spatial) with ",
@@ -39,6 +39,26 @@ inline VariantArgs variant_args(const at::Tensor& src, const char* name,
     args.w.push_back((spacing[a] / args.scale) * (spacing[a] / args.scale));
   }
   return args;
+}
+
+// The input of metric_transform and feature_transform: a bool mask.
+inline void check_mask(const at::Tensor& src) {
+  TORCH_CHECK_VALUE(src.scalar_type() == at::kBool, "gpudist: a mask src must be bool");
+}
+
+// The input of multilabel_edt: labels of a type with_src_data() reads.
+inline void check_labels(const at::Tensor& labels) {
+  const auto st = labels.scalar_type();
+  TORCH_CHECK_VALUE(st == at::kBool || st == at::kByte || st == at::kInt || st == at::kLong,
+                    "gpudist: labels must be bool, uint8, int32 or int64");
+}
+
+// The Metric code (kernels/edt_metrics.cuh: kTaxicab 1, kChessboard 2) of metric_transform's
+// `metric`.
+inline int metric_code(const std::string& metric) {
+  TORCH_CHECK_VALUE(metric == "taxicab" || metric == "chessboard",
+                    "gpudist: metric must be 'taxicab' or 'chessboard', got '", metric, "'");
+  return metric == "taxicab" ? 1 : 2;
 }
 
 }  // namespace gpudist

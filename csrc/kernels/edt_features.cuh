@@ -15,7 +15,7 @@
 // (_feature_*); tests compare both with scipy and with brute force.
 #pragma once
 
-#include "kernels/edt_multilabel.cuh"  // envelope_push
+#include "edt_multilabel.cuh"  // envelope_push
 
 namespace gpudist {
 
@@ -44,22 +44,23 @@ GD_HD void feature_first_pass_line(const L* src, index_t src_stride, T* out, lon
 
 // An envelope pass along one line, in place: for each foreground element the lower envelope of
 // the parabolas of every site (foreground elements with a finite value, at their cost; background
-// elements at cost 0), with the winning site's feature. Scratch f, v, z, fe: n + 1 values each.
+// elements at cost 0), with the winning site's feature. Scratch f, v, z, fe: n values each, at
+// stride ss.
 template <typename L, typename T>
 GD_HD void feature_envelope_line(const L* src, index_t src_stride, T* out, long long* feat,
                                  index_t stride, index_t base, index_t n, double w, double* f,
-                                 index_t* v, double* z, long long* fe) {
+                                 index_t* v, double* z, long long* fe, index_t ss) {
   const double inf = inf_value();
   index_t k = -1;
   for (index_t q = 0; q < n; ++q) {
     const bool fg = src[q * src_stride] != 0;
     const double fq = fg ? double(out[q * stride]) : 0.0;
     if (isinf(fq)) continue;
-    k = envelope_push(k, q, fq, w, f, v, z, 1);
-    fe[k] = fg ? feat[q * stride] : base + q * stride;
+    k = envelope_push(k, q, fq, w, f, v, z, ss);
+    fe[k * ss] = fg ? feat[q * stride] : base + q * stride;
   }
   index_t j = 0;
-  double next_z = k > 0 ? z[1] : inf;
+  double next_z = k > 0 ? z[ss] : inf;
   for (index_t x = 0; x < n; ++x) {
     if (!src[x * src_stride]) {
       out[x * stride] = T(0);
@@ -69,11 +70,11 @@ GD_HD void feature_envelope_line(const L* src, index_t src_stride, T* out, long 
     if (k < 0) continue;  // no site: stays +inf, -1
     while (next_z < double(x)) {
       ++j;
-      next_z = j < k ? z[j + 1] : inf;
+      next_z = j < k ? z[(j + 1) * ss] : inf;
     }
-    const double dx = double(x - v[j]);
-    out[x * stride] = T(f[j] + w * dx * dx);
-    feat[x * stride] = fe[j];
+    const double dx = double(x - v[j * ss]);
+    out[x * stride] = T(f[j * ss] + w * dx * dx);
+    feat[x * stride] = fe[j * ss];
   }
 }
 

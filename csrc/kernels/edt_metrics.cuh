@@ -19,7 +19,7 @@
 // (_metric_*); tests compare both with scipy.ndimage.distance_transform_cdt and brute force.
 #pragma once
 
-#include "kernels/edt_line.cuh"
+#include "edt_line.cuh"
 
 namespace gpudist {
 
@@ -99,15 +99,16 @@ GD_HD index_t cone_takeover(index_t i, double gi, index_t u, double gu, double h
 // Chessboard pass along one line: out[x] = min over sites y of max(g(y), h |x - y|), the lower
 // envelope of the sites' cones (each site is lowest on one interval, as its cone lies below an
 // earlier site's on an interval up to +inf). Scratch s (sites), gs (their costs), t (where
-// each takes over): n + 2 values each.
+// each takes over): n + 2 values each, at stride ss.
 // `in` and `out` may be the same line (every site is read before any output is written).
 template <typename T>
 GD_HD void chessboard_line(const T* in, index_t in_stride, T* out, index_t out_stride, index_t n,
-                           double h, bool black_border, index_t* s, double* gs, index_t* t) {
+                           double h, bool black_border, index_t* s, double* gs, index_t* t,
+                           index_t ss) {
   const double inf = inf_value();
   index_t q = -1;
   auto push = [&](index_t u, double gu) {
-    while (q >= 0 && cone(t[q], s[q], gs[q], h) >= cone(t[q], u, gu, h))
+    while (q >= 0 && cone(t[q * ss], s[q * ss], gs[q * ss], h) >= cone(t[q * ss], u, gu, h))
       --q;
     if (q < 0) {
       q = 0;
@@ -116,12 +117,12 @@ GD_HD void chessboard_line(const T* in, index_t in_stride, T* out, index_t out_s
       t[0] = 0;
       return;
     }
-    const index_t c = cone_takeover(s[q], gs[q], u, gu, h, t[q], n);
+    const index_t c = cone_takeover(s[q * ss], gs[q * ss], u, gu, h, t[q * ss], n);
     if (c < n) {
       ++q;
-      s[q] = u;
-      gs[q] = gu;
-      t[q] = c;
+      s[q * ss] = u;
+      gs[q * ss] = gu;
+      t[q * ss] = c;
     }
   };
   if (black_border) push(-1, 0.0);
@@ -136,8 +137,8 @@ GD_HD void chessboard_line(const T* in, index_t in_stride, T* out, index_t out_s
       out[x * out_stride] = T(inf);
       continue;
     }
-    while (j < q && t[j + 1] <= x) ++j;
-    out[x * out_stride] = T(cone(x, s[j], gs[j], h));
+    while (j < q && t[(j + 1) * ss] <= x) ++j;
+    out[x * out_stride] = T(cone(x, s[j * ss], gs[j * ss], h));
   }
 }
 

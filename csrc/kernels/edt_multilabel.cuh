@@ -16,7 +16,7 @@
 // (_multilabel_*), tests compare both with edt.edt and with scipy per label.
 #pragma once
 
-#include "kernels/edt_line.cuh"
+#include "edt_line.cuh"
 
 namespace gpudist {
 

@@ -147,7 +147,7 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
 
 def _check_variant(src: torch.Tensor, name: str, spacing: Sequence[float],
                    dtype: torch.dtype) -> None:
-    """The checks every CPU-only variant op makes first (csrc variant_args.h), in its order."""
+    """The checks every variant op makes first (csrc variant_args.h), in its order."""
     nd = len(spacing)
     if nd < 1:
         raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
@@ -198,3 +198,21 @@ def fake_transform(src: torch.Tensor, num_classes: int, spacing: list[float], co
     """The fake kernel of the Python backends' ops (shapes for torch.compile)."""
     torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
     return src.new_empty(out_sizes(src, num_classes), dtype=dtype)
+
+
+def fake_multilabel(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
+                    squared: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The fake kernel of the multilabel_edt ops (shapes for torch.compile)."""
+    return labels.new_empty(labels.shape, dtype=dtype)
+
+
+def fake_metric(src: torch.Tensor, spacing: Sequence[float], metric: str, black_border: bool,
+                dtype: torch.dtype) -> torch.Tensor:
+    """The fake kernel of the metric_transform ops."""
+    return src.new_empty(src.shape, dtype=dtype)
+
+
+def fake_features(src: torch.Tensor, spacing: Sequence[float],
+                  dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fake kernel of the feature_transform ops."""
+    return src.new_empty(src.shape, dtype=dtype), src.new_empty(src.shape, dtype=torch.int64)

@@ -1,11 +1,13 @@
 """CuPy backend: the CUDA kernels of csrc/kernels, compiled at run time by NVRTC (cupy.RawModule).
 
-The same source as the extension's CUDA kernels (edt_kernels.cu with edt_line.cuh inlined), run
-by the same launch plan (csrc/distance_transform/cuda_plan.h, read through the extension's
-host-only op `gpudist::cuda_launch_plan`, so the CPU build of `gpudist._C` is needed), on torch's
-current stream, reading and writing torch-allocated memory in place (zero-copy). Wrapped as the
-custom op `gpudist::distance_transform_cupy`, opaque to torch.compile. CuPy is optional:
-`gpudist[cupy]`.
+The same source as the extension's CUDA kernels (edt_kernels.cu and edt_variant_kernels.cu with
+their headers inlined), run by the same launch plans (csrc/distance_transform/cuda_plan.h, read
+through the extension's host-only ops `gpudist::cuda_launch_plan` and
+`gpudist::cuda_variant_plan`, so the CPU build of `gpudist._C` is needed), on torch's current
+stream, reading and writing torch-allocated memory in place (zero-copy). Wrapped as the custom
+ops `gpudist::distance_transform_cupy`, `gpudist::multilabel_edt_cupy`,
+`gpudist::metric_transform_cupy` and `gpudist::feature_transform_cupy`, opaque to torch.compile.
+CuPy is optional: `gpudist[cupy]`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,15 +23,33 @@ import numpy as np
 import torch
 
 from . import extension
-from .contract import check_arguments, convention_code, fake_transform, is_two_sided, out_sizes
+from .contract import (
+    check_arguments,
+    check_feature_arguments,
+    check_metric_arguments,
+    check_multilabel_arguments,
+    convention_code,
+    fake_features,
+    fake_metric,
+    fake_multilabel,
+    fake_transform,
+    is_two_sided,
+    out_sizes,
+)
 from .extension import PassLaunch
 
 NVRTC_OPTIONS = ("--std=c++17",)
 SRC_CODES = {torch.bool: "u8", torch.uint8: "u8", torch.int32: "i32", torch.int64: "i64"}
 OUT_CODES = {torch.float32: "f32", torch.float64: "f64"}
+METRIC_CODES = {"taxicab": 1, "chessboard": 2}  # enum Metric, csrc/kernels/edt_metrics.cuh
+KERNEL_FILES = ("edt_kernels.cu", "edt_variant_kernels.cu")
+VARIANT_KERNEL_NAMES = tuple(
+    f"gd_{kind}_{o}" for o in ("f32", "f64")
+    for kind in ["multilabel_u8", "multilabel_i32", "multilabel_i64", "metric", "features",
+                 "finalize"])
 KERNEL_NAMES = tuple(f"gd_{kind}{gen}_{s}{o}" for gen in ("", "2")
                      for kind, s in [("first_pass", f"{s}_") for s in ("u8", "i32", "i64")]
-                     + [("envelope", "")] for o in ("f32", "f64"))
+                     + [("envelope", "")] for o in ("f32", "f64")) + VARIANT_KERNEL_NAMES
 
 
 def kernel_dir() -> str:
@@ -41,16 +62,20 @@ def kernel_dir() -> str:
 
 
 def kernel_source() -> tuple[str, tuple[str, ...]]:
-    """The exact NVRTC source (edt_line.cuh inlined, so CuPy's cache key covers it) and options."""
+    """The exact NVRTC source (KERNEL_FILES with every local header inlined once, so that CuPy's
+    cache key covers them) and options."""
     directory = kernel_dir()
-    with open(os.path.join(directory, "edt_line.cuh")) as f:
-        header = f.read().replace("#pragma once\n", "")
-    with open(os.path.join(directory, "edt_kernels.cu")) as f:
-        kernels = f.read()
-    include = '#include "edt_line.cuh"\n'
-    assert include in kernels, "edt_kernels.cu must include edt_line.cuh"
-    source = kernels.replace(include, header)
-    return source, NVRTC_OPTIONS
+    seen: set[str] = set()
+
+    def inline(name: str) -> str:
+        seen.add(name)
+        with open(os.path.join(directory, name)) as f:
+            text = f.read().replace("#pragma once\n", "")
+        return re.sub(r'^#include "([^"]+)"[^\n]*$',
+                      lambda m: "" if m.group(1) in seen else inline(m.group(1)), text,
+                      flags=re.MULTILINE)
+
+    return "\n".join(inline(name) for name in KERNEL_FILES), NVRTC_OPTIONS
 
 
 def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dtype,
@@ -79,6 +104,49 @@ def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dt
             (buffers[launch.src], buffers[launch.dst]) + geometry
             + (np.int64(launch.lines), np.int64(launch.slots)) + common
             + (buffers["scratch"],))
+
+
+def variant_kernel_name(op: str, src_dtype: torch.dtype, dtype: torch.dtype) -> str:
+    """The kernel of the passes of variant `op` (extension.VARIANT_OPS) for these dtypes."""
+    if op == "multilabel":
+        return f"gd_multilabel_{SRC_CODES[src_dtype]}_{OUT_CODES[dtype]}"
+    return f"gd_{'metric' if op in METRIC_CODES else 'features'}_{OUT_CODES[dtype]}"
+
+
+def variant_kernel_args(op: str, launch: PassLaunch, buffers: dict[str, Any],
+                        src_dtype: torch.dtype, spacing: Sequence[float], black_border: bool,
+                        dtype: torch.dtype, squared: bool = False) -> tuple[str, tuple[Any, ...]]:
+    """The kernel name and arguments of one launch of a variant's plan (`op` in
+    extension.VARIANT_OPS; extension.cuda_variant_plan), as the extension's launcher passes them
+    (csrc/distance_transform/variants_cuda.cu); `buffers` maps "src", "out", "scratch" (and
+    "feat" for "features") to what the kernel gets for them; squared: multilabel only."""
+    scale = max(spacing)
+    w = np.float64((spacing[launch.axis] / scale) ** 2)
+    name = variant_kernel_name(op, src_dtype, dtype)
+    head = (np.int64(launch.n), np.int64(launch.inner))
+    lines = (np.int64(launch.lines), np.int64(launch.slots))
+    first, border = np.int32(launch.axis == 0), np.int32(bool(black_border))
+    if op == "multilabel":
+        convention = np.int32(convention_code("edt_squared" if squared else "edt"))
+        return (name, (buffers["src"], buffers["out"]) + head + lines
+                + (w, border, first, np.int32(launch.finalize), convention, np.float64(scale),
+                   buffers["scratch"]))
+    if op in METRIC_CODES:
+        return (name, (buffers["src"], buffers["out"]) + head + lines
+                + (np.float64(spacing[launch.axis]), np.int32(METRIC_CODES[op]), border, first,
+                   buffers["scratch"]))
+    return (name, (buffers["src"], buffers["out"], buffers["feat"]) + head
+            + (np.int64(launch.outer),) + lines + (w, first, buffers["scratch"]))
+
+
+def finalize_kernel_args(buffers: dict[str, Any], count: int, spacing: Sequence[float],
+                         dtype: torch.dtype) -> tuple[str, tuple[int, ...], tuple[Any, ...]]:
+    """The kernel name, grid and arguments of the launch that turns the feature transform's
+    squared distances in "out" (`count` values) into distances (variants_cuda.cu)."""
+    grid = (max(1, min(-(-count // extension.CUDA_BLOCK), 65536)),)
+    return (f"gd_finalize_{OUT_CODES[dtype]}", grid,
+            (buffers["out"], np.int64(count), np.int32(convention_code("edt")),
+             np.float64(max(spacing)), np.float64(0.0)))
 
 
 @functools.cache
@@ -139,6 +207,11 @@ def resident(device: torch.device, kind: str, dtype: torch.dtype = torch.float32
     gen = "2" if generation == 2 else ""
     name = (f"gd_envelope{gen}_{OUT_CODES[dtype]}" if kind == "envelope"
             else f"gd_first_pass{gen}_u8_{OUT_CODES[dtype]}")
+    return _resident_of(name, device)
+
+
+def _resident_of(name: str, device: torch.device) -> int:
+    """Threads of kernel `name` the device holds at once (csrc/cuda_launch.h)."""
     sms = torch.cuda.get_device_properties(device).multi_processor_count
     return sms * blocks_per_sm(name, device.index) * extension.CUDA_BLOCK
 
@@ -182,12 +255,17 @@ class Launches:
 
     def context(self) -> Any:
         """The device and torch's current stream, as CuPy's current ones."""
-        import cupy
+        return _context(self.device)
 
-        stack = contextlib.ExitStack()
-        stack.enter_context(cupy.cuda.Device(self.device.index))
-        stack.enter_context(_stream(self.device))
-        return stack
+
+def _context(device: torch.device) -> Any:
+    """The device and torch's current stream, as CuPy's current ones."""
+    import cupy
+
+    stack = contextlib.ExitStack()
+    stack.enter_context(cupy.cuda.Device(device.index))
+    stack.enter_context(_stream(device))
+    return stack
 
 
 @torch.library.custom_op("gpudist::distance_transform_cupy", mutates_args=(), device_types="cuda")
@@ -213,3 +291,85 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
     """The backend contract (see `contract`), on CUDA tensors."""
     return distance_transform_cupy(src, num_classes, list(spacing), convention, black_border,
                                    dtype, max_distance)
+
+
+def _run_variant(op: str, src: torch.Tensor, spacing: Sequence[float], black_border: bool,
+                 dtype: torch.dtype, squared: bool = False) -> dict[str, torch.Tensor]:
+    """Runs variant `op` (extension.VARIANT_OPS) on the contiguous CUDA tensor src: its "out"
+    (and "feat" for "features"), as the extension's launcher does (variants_cuda.cu)."""
+    device = src.device
+    buffers = {"src": src, "out": torch.empty(src.shape, dtype=dtype, device=device)}
+    if op == "features":
+        buffers["feat"] = torch.empty(src.shape, dtype=torch.int64, device=device)
+    if src.numel() == 0:
+        return buffers
+    resident = _resident_of(variant_kernel_name(op, src.dtype, dtype), device)
+    plan = extension.cuda_variant_plan(src.shape[1:], src.shape[0], op, resident,
+                                       free_bytes(device))
+    buffers["scratch"] = torch.empty(max(plan.scratch_words, 1), dtype=torch.float64,
+                                     device=device)
+    with _context(device):
+        views = {key: _as_cupy(t) for key, t in buffers.items()}
+        module = _module(device.index)
+        for launch in plan.passes:
+            name, args = variant_kernel_args(op, launch, views, src.dtype, spacing, black_border,
+                                             dtype, squared)
+            module.get_function(name)((launch.blocks,), (plan.block,), args)
+        if op == "features":
+            name, grid, args = finalize_kernel_args(views, src.numel(), spacing, dtype)
+            module.get_function(name)(grid, (extension.CUDA_BLOCK,), args)
+    return buffers
+
+
+@torch.library.custom_op("gpudist::multilabel_edt_cupy", mutates_args=(), device_types="cuda")
+def multilabel_edt_cupy(labels: torch.Tensor, spacing: list[float], black_border: bool,
+                        squared: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The op gpudist::multilabel_edt (same contract) run by the NVRTC-compiled kernels."""
+    check_multilabel_arguments(labels, spacing, dtype)
+    return _run_variant("multilabel", labels.contiguous(), spacing, black_border, dtype,
+                        squared)["out"]
+
+
+multilabel_edt_cupy.register_fake(fake_multilabel)
+
+
+@torch.library.custom_op("gpudist::metric_transform_cupy", mutates_args=(), device_types="cuda")
+def metric_transform_cupy(src: torch.Tensor, spacing: list[float], metric: str,
+                          black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The op gpudist::metric_transform (same contract) run by the NVRTC-compiled kernels."""
+    check_metric_arguments(src, spacing, metric, dtype)
+    return _run_variant(metric, src.contiguous(), spacing, black_border, dtype)["out"]
+
+
+metric_transform_cupy.register_fake(fake_metric)
+
+
+@torch.library.custom_op("gpudist::feature_transform_cupy", mutates_args=(),
+                         device_types="cuda")
+def feature_transform_cupy(src: torch.Tensor, spacing: list[float],
+                           dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The op gpudist::feature_transform (same contract) run by the NVRTC-compiled kernels."""
+    check_feature_arguments(src, spacing, dtype)
+    out = _run_variant("features", src.contiguous(), spacing, False, dtype)
+    return out["out"], out["feat"]
+
+
+feature_transform_cupy.register_fake(fake_features)
+
+
+def multilabel_edt(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
+                   squared: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The multi-label backend contract (see `contract`), on CUDA tensors."""
+    return multilabel_edt_cupy(labels, list(spacing), black_border, squared, dtype)
+
+
+def metric_transform(src: torch.Tensor, spacing: Sequence[float], metric: str,
+                     black_border: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The metric backend contract (see `contract`), on CUDA tensors."""
+    return metric_transform_cupy(src, list(spacing), metric, black_border, dtype)
+
+
+def feature_transform(src: torch.Tensor, spacing: Sequence[float],
+                      dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """The feature backend contract (see `contract`), on CUDA tensors."""
+    return feature_transform_cupy(src, list(spacing), dtype)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .contract import fake_transform
+from .contract import fake_features, fake_metric, fake_multilabel, fake_transform
 
 _BUILD_INFO = b"gpudist-build-info "  # csrc/library.cpp's gpudist_build_info
 
@@ -100,21 +100,9 @@ if AVAILABLE:
 
     torch.library.register_fake("gpudist::distance_transform")(fake_transform)
 
-    @torch.library.register_fake("gpudist::multilabel_edt")
-    def _multilabel_edt_fake(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
-                             squared: bool, dtype: torch.dtype) -> torch.Tensor:
-        return labels.new_empty(labels.shape, dtype=dtype)
-
-    @torch.library.register_fake("gpudist::metric_transform")
-    def _metric_transform_fake(src: torch.Tensor, spacing: Sequence[float], metric: str,
-                               black_border: bool, dtype: torch.dtype) -> torch.Tensor:
-        return src.new_empty(src.shape, dtype=dtype)
-
-    @torch.library.register_fake("gpudist::feature_transform")
-    def _feature_transform_fake(src: torch.Tensor, spacing: Sequence[float],
-                                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-        return (src.new_empty(src.shape, dtype=dtype),
-                src.new_empty(src.shape, dtype=torch.int64))
+    torch.library.register_fake("gpudist::multilabel_edt")(fake_multilabel)
+    torch.library.register_fake("gpudist::metric_transform")(fake_metric)
+    torch.library.register_fake("gpudist::feature_transform")(fake_features)
 
     @torch.library.register_fake("gpudist::distance_at")
     def _distance_at_fake(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
@@ -155,32 +143,33 @@ def distance_transform(
     )
 
 
-def _cpu_only(op: str, x: torch.Tensor) -> None:
+def _has_kernel_for(op: str, x: torch.Tensor) -> None:
     if not has_kernel(f"gpudist::{op}", x.device):
-        raise NotImplementedError(f"gpudist::{op}: the extension has no {x.device.type} kernel; "
-                                  "the CPU backends (extension, numba, scipy) run it")
+        raise NotImplementedError(f"gpudist::{op}: the extension has no {x.device.type} kernel "
+                                  "(built without CUDA kernels?); the CPU backends (extension, "
+                                  "numba, scipy) and the CuPy backend run it")
 
 
 def multilabel_edt(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
                    squared: bool, dtype: torch.dtype) -> torch.Tensor:
-    """The op gpudist::multilabel_edt (see contract): CPU only."""
-    _cpu_only("multilabel_edt", labels)
+    """The op gpudist::multilabel_edt (see contract), on CPU and CUDA tensors."""
+    _has_kernel_for("multilabel_edt", labels)
     return torch.ops.gpudist.multilabel_edt.default(labels, list(spacing), black_border, squared,
                                                     dtype)
 
 
 def metric_transform(src: torch.Tensor, spacing: Sequence[float], metric: str,
                      black_border: bool, dtype: torch.dtype) -> torch.Tensor:
-    """The op gpudist::metric_transform (see contract): CPU only."""
-    _cpu_only("metric_transform", src)
+    """The op gpudist::metric_transform (see contract), on CPU and CUDA tensors."""
+    _has_kernel_for("metric_transform", src)
     return torch.ops.gpudist.metric_transform.default(src, list(spacing), metric, black_border,
                                                       dtype)
 
 
 def feature_transform(src: torch.Tensor, spacing: Sequence[float],
                       dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The op gpudist::feature_transform (see contract): CPU only."""
-    _cpu_only("feature_transform", src)
+    """The op gpudist::feature_transform (see contract), on CPU and CUDA tensors."""
+    _has_kernel_for("feature_transform", src)
     return torch.ops.gpudist.feature_transform.default(src, list(spacing), dtype)
 
 
@@ -247,9 +236,29 @@ def cuda_launch_plan(spatial: Sequence[int], items: int, resident: int,
         raise ValueError(f"generation must be 1 or 2, got {generation!r}")
     if dtype not in (torch.float32, torch.float64):
         raise TypeError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
-    flat = torch.ops.gpudist.cuda_launch_plan.default(list(spatial), items, resident,
-                                                       free_bytes, first_resident, generation,
-                                                       dtype.itemsize)
+    return _plan(torch.ops.gpudist.cuda_launch_plan.default(
+        list(spatial), items, resident, free_bytes, first_resident, generation, dtype.itemsize))
+
+
+# The variants of the transform, as the op gpudist::cuda_variant_plan numbers them (VariantOp).
+VARIANT_OPS = ("multilabel", "taxicab", "chessboard", "features")
+
+
+def cuda_variant_plan(spatial: Sequence[int], items: int, op: str, resident: int,
+                      free_bytes: int | None = None) -> CudaPlan:
+    """The launches of one CUDA variant transform (`op` in VARIANT_OPS: multilabel_edt,
+    metric_transform's two metrics, feature_transform) of `items` items of extents `spatial`
+    (all > 0), as the extension's launcher runs them (csrc/distance_transform/cuda_plan.h,
+    cuda_variant_plan): pass p along axis p, in place on "out" (pass 0 reads "src"), on a device
+    that holds `resident` threads of the kernel at once, with `free_bytes` free."""
+    if op not in VARIANT_OPS:
+        raise ValueError(f"op must be one of {VARIANT_OPS}, got {op!r}")
+    return _plan(torch.ops.gpudist.cuda_variant_plan.default(
+        list(spatial), items, VARIANT_OPS.index(op), resident, free_bytes))
+
+
+def _plan(flat: list[int]) -> CudaPlan:
+    """A plan from the integers of csrc flat_plan()."""
     block, words, count = flat[:3]
     width = (len(flat) - 3) // count  # kPassFields
     fields = [flat[3 + width * p: 3 + width * (p + 1)] for p in range(count)]

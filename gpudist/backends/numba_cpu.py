@@ -32,6 +32,9 @@ from .contract import (
     check_metric_arguments,
     check_multilabel_arguments,
     convention_code,
+    fake_features,
+    fake_metric,
+    fake_multilabel,
     fake_transform,
     is_two_sided,
     out_sizes,
@@ -436,9 +439,7 @@ def multilabel_edt_numba(labels: torch.Tensor, spacing: list[float], black_borde
     return torch.from_numpy(out)
 
 
-@multilabel_edt_numba.register_fake
-def _multilabel_fake(labels, spacing, black_border, squared, dtype):
-    return labels.new_empty(labels.shape, dtype=dtype)
+multilabel_edt_numba.register_fake(fake_multilabel)
 
 
 def multilabel_edt(labels: torch.Tensor, spacing: Sequence[float], black_border: bool,
@@ -566,9 +567,7 @@ def metric_transform_numba(src: torch.Tensor, spacing: list[float], metric: str,
     return torch.from_numpy(out)
 
 
-@metric_transform_numba.register_fake
-def _metric_fake(src, spacing, metric, black_border, dtype):
-    return src.new_empty(src.shape, dtype=dtype)
+metric_transform_numba.register_fake(fake_metric)
 
 
 def metric_transform(src: torch.Tensor, spacing: Sequence[float], metric: str,
@@ -674,9 +673,7 @@ def feature_transform_numba(src: torch.Tensor, spacing: list[float],
     return torch.from_numpy(out), torch.from_numpy(feat)
 
 
-@feature_transform_numba.register_fake
-def _feature_fake(src, spacing, dtype):
-    return src.new_empty(src.shape, dtype=dtype), src.new_empty(src.shape, dtype=torch.int64)
+feature_transform_numba.register_fake(fake_features)
 
 
 def feature_transform(src: torch.Tensor, spacing: Sequence[float],

@@ -94,8 +94,8 @@ def resolve(backend: str | None, device: torch.device) -> Backend:
 
 
 def resolve_variant(op: str, backend: str | None, device: torch.device) -> Backend:
-    """The function `op` ("multilabel_edt" or "metric_transform", see `contract`) of the backend
-    `resolve` picks for `device`. CPU only: the CUDA backends raise NotImplementedError."""
+    """The function `op` ("multilabel_edt", "metric_transform" or "feature_transform", see
+    `contract`) of the backend `resolve` picks for `device`."""
     fn = resolve(backend, device)
     if fn is extension.distance_transform:
         return getattr(extension, op)
@@ -107,5 +107,6 @@ def resolve_variant(op: str, backend: str | None, device: torch.device) -> Backe
         from . import numba_cpu
 
         return getattr(numba_cpu, op)
-    raise NotImplementedError(f"{op}: not implemented on the CuPy backend; on {device} pass "
-                              "backend='scipy' (through the CPU) or move the input to the CPU")
+    from . import cupy_nvrtc
+
+    return getattr(cupy_nvrtc, op)

@@ -644,19 +644,22 @@ def surface_distances(pred: Array, target: Array, *, include_background: bool = 
                       spacing: Spacing = None, surface: str = "voxel", connectivity: int = 1,
                       input_format: str = "one-hot", num_classes: int | None = None,
                       threshold: float | str | None = None,
+                      distance_metric: str = "euclidean",
                       dtype: Any = None) -> SurfaceDistances:
     """Every surface element's distance to the other surface, and its size, per (b, c).
 
     With surface="surfel" and dtype=torch.float64, `.item(b, c)` equals DeepMind's
     `compute_surface_distances(target[b, c], pred[b, c], spacing)`; every metric of this module
-    is a reduction of these. Arguments as `surface_metrics`.
+    is a reduction of these. Arguments as `surface_metrics` (distance_metric: "euclidean",
+    "taxicab" or "chessboard", MONAI's, with the spacing).
     """
     pair = _pair(pred, target, _Inputs(include_background, input_format, num_classes,
-                                       threshold), spacing, surface, connectivity)
+                                       threshold, distance_metric), spacing, surface,
+                 connectivity)
     out_dtype = output_dtype(dtype, torch.empty(0))
     dist = distances.pair_distances(pair.pred, pair.target, pair.spacing, surface=surface,
                                     connectivity=int(connectivity), symmetric=True,
-                                    dtype=out_dtype)
+                                    dtype=out_dtype, metric=distance_metric)
     fields = []
     for rows in (dist.pred_to_target, dist.target_to_pred):
         rows = rows.sorted_by_size_then_distance()

@@ -207,6 +207,38 @@ def run_transform(exe: str, src: torch.Tensor, num_classes: int, spacing: Sequen
     return torch.from_numpy(outs["out"].copy())
 
 
+def run_variant(exe: str, op: str, src: torch.Tensor, spacing: Sequence[float],
+                black_border: bool, dtype: torch.dtype, resident: int,
+                free_bytes: int | None = None, seed: int = 0,
+                squared: bool = False) -> dict[str, torch.Tensor]:
+    """gpudist's CUDA variant `op` (gpudist.backends.extension.VARIANT_OPS) of src (CPU tensor)
+    run on the emulator, with the CuPy backend's plan, kernel names and arguments: "out" (and
+    "feat" for "features")."""
+    from gpudist.backends import cupy_nvrtc, extension
+
+    plan = extension.cuda_variant_plan(src.shape[1:], src.shape[0], op, resident, free_bytes)
+    out_dtype = np.dtype(str(dtype).removeprefix("torch."))
+    sizes = tuple(src.shape)
+    count = int(np.prod(sizes))
+    script = Script()
+    data = src.numpy()
+    buffers = {"src": script.buffer("src", data.view(np.uint8) if data.dtype == bool else data),
+               "out": script.buffer("out", nbytes=count * out_dtype.itemsize),
+               "feat": script.buffer("feat", nbytes=count * 8),
+               "scratch": script.buffer("scratch", nbytes=8 * max(plan.scratch_words, 1))}
+    for i, launch in enumerate(plan.passes):
+        name, args = cupy_nvrtc.variant_kernel_args(op, launch, buffers, src.dtype, spacing,
+                                                    black_border, dtype, squared)
+        script.launch(name, (launch.blocks,), plan.block, args, seed + i)
+    if op == "features":
+        name, grid, args = cupy_nvrtc.finalize_kernel_args(buffers, count, spacing, dtype)
+        script.launch(name, grid, plan.block, args, seed + len(plan.passes))
+        script.dump("feat", np.int64, sizes)
+    script.dump("out", out_dtype, sizes)
+    outs, _ = script.run(exe)
+    return {name: torch.from_numpy(a.copy()) for name, a in outs.items()}
+
+
 @dataclass(frozen=True)
 class PassModel:
     """The coalescing model of one launch (see emulator.cpp)."""

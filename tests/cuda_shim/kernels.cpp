@@ -8,6 +8,7 @@
 #include "emulator.h"
 #include "boundary_loss_kernels.cu"
 #include "edt_kernels.cu"
+#include "edt_variant_kernels.cu"
 #include "selftest.cu"
 
 namespace {
