@@ -83,6 +83,31 @@ inline index_t launch_slots(index_t lines, index_t resident, index_t words,
   return (even + unit - 1) / unit * unit;
 }
 
+// Adds to `plan` the launch of a pass along `axis` of `shape` over `items` items, by
+// `threads_per_line` threads per line, each thread that works holding `words` 8-byte words of
+// scratch; the threads as launch_slots() sizes them (`resident` held at once).
+inline void add_pass(CudaPlan& plan, const std::vector<index_t>& shape, index_t axis,
+                     index_t items, index_t threads_per_line, index_t resident, index_t words,
+                     index_t scratch_bytes, index_t in, index_t out, bool finalize) {
+  index_t volume = 1, inner = 1;
+  for (index_t s : shape) volume *= s;
+  for (index_t b = axis + 1; b < index_t(shape.size()); ++b) inner *= shape[b];
+  PassLaunch launch{};
+  launch.axis = axis;
+  launch.n = shape[axis];
+  launch.inner = inner;
+  launch.outer = volume / (launch.n * inner);
+  launch.lines = items * (volume / launch.n);
+  launch.slots =
+      launch_slots(launch.lines * threads_per_line, resident, words, scratch_bytes, plan.block);
+  launch.blocks = (launch.slots + plan.block - 1) / plan.block;
+  launch.in = in;
+  launch.out = out;
+  launch.finalize = finalize;
+  if (words * launch.slots > plan.scratch_words) plan.scratch_words = words * launch.slots;
+  plan.passes.push_back(launch);
+}
+
 // The plan for `items` items of the given spatial extents (all > 0).
 // `resident` and `first_resident`: threads of the envelope and first-pass kernels the device holds
 // at once; scratch_bytes: the scratch budget (scratch_budget()); generation: 1 or 2;
@@ -92,35 +117,19 @@ inline CudaPlan cuda_launch_plan(const std::vector<index_t>& shape, index_t item
                                  index_t scratch_bytes, index_t generation = 1,
                                  index_t out_bytes = 4) {
   const index_t nd = index_t(shape.size());
-  index_t volume = 1;
-  for (index_t s : shape) volume *= s;
   CudaPlan plan;
   auto buffer = [&](index_t pass) { return (nd - 1 - pass) % 2 == 0 ? kBufferOut : kBufferTmp; };
   for (index_t pass = 0; pass < nd; ++pass) {
     const index_t axis = nd - 1 - pass;
     const index_t n = shape[axis];
-    index_t inner = 1;
-    for (index_t b = axis + 1; b < nd; ++b) inner *= shape[b];
     const index_t words = pass == 0          ? 0
                           : generation == 1  ? envelope_words(n)
                           : out_bytes == 4   ? packed_words<float>(n)
                                              : packed_words<double>(n);
     const index_t threads_per_line = pass == 0 && generation == 2 ? kCudaWarp : 1;
-    PassLaunch launch{};
-    launch.axis = axis;
-    launch.n = n;
-    launch.inner = inner;
-    launch.outer = volume / (n * inner);
-    launch.lines = items * (volume / n);
-    launch.slots = launch_slots(launch.lines * threads_per_line,
-                                pass == 0 ? first_resident : resident, words, scratch_bytes,
-                                plan.block);
-    launch.blocks = (launch.slots + plan.block - 1) / plan.block;
-    launch.in = pass == 0 ? kBufferSrc : buffer(pass - 1);
-    launch.out = buffer(pass);
-    launch.finalize = pass == nd - 1;
-    if (words * launch.slots > plan.scratch_words) plan.scratch_words = words * launch.slots;
-    plan.passes.push_back(launch);
+    add_pass(plan, shape, axis, items, threads_per_line, pass == 0 ? first_resident : resident,
+             words, scratch_bytes, pass == 0 ? kBufferSrc : buffer(pass - 1), buffer(pass),
+             pass == nd - 1);
   }
   return plan;
 }
@@ -143,28 +152,10 @@ inline index_t variant_words(index_t op, index_t n, bool first) {
 inline CudaPlan cuda_variant_plan(const std::vector<index_t>& shape, index_t items, index_t op,
                                   index_t resident, index_t scratch_bytes) {
   const index_t nd = index_t(shape.size());
-  index_t volume = 1;
-  for (index_t s : shape) volume *= s;
   CudaPlan plan;
-  index_t inner = volume;
-  for (index_t axis = 0; axis < nd; ++axis) {
-    const index_t n = shape[axis];
-    inner /= n;
-    const index_t words = variant_words(op, n, axis == 0);
-    PassLaunch launch{};
-    launch.axis = axis;
-    launch.n = n;
-    launch.inner = inner;
-    launch.outer = volume / (n * inner);
-    launch.lines = items * (volume / n);
-    launch.slots = launch_slots(launch.lines, resident, words, scratch_bytes, plan.block);
-    launch.blocks = (launch.slots + plan.block - 1) / plan.block;
-    launch.in = axis == 0 ? kBufferSrc : kBufferOut;
-    launch.out = kBufferOut;
-    launch.finalize = axis == nd - 1;
-    if (words * launch.slots > plan.scratch_words) plan.scratch_words = words * launch.slots;
-    plan.passes.push_back(launch);
-  }
+  for (index_t axis = 0; axis < nd; ++axis)
+    add_pass(plan, shape, axis, items, 1, resident, variant_words(op, shape[axis], axis == 0),
+             scratch_bytes, axis == 0 ? kBufferSrc : kBufferOut, kBufferOut, axis == nd - 1);
   return plan;
 }
 
