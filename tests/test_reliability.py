@@ -140,6 +140,38 @@ def test_long_first_axis(every_cpu, dtype):
     assert_close_map(out, to_numpy(signed_reference(mask, (0.3, 2.0), "sdf")))
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+def test_wide_first_pass_tiles_and_their_remainders(threads):
+    """The extension's pass 1 runs 128 lines in lockstep where the batch has 8 such tiles per
+    thread, then 16, then one by one: widths of 128 k + 16 + 5 and 128 k + 7, mask and labels,
+    one- and two-sided, both dtypes, against scipy."""
+    if "extension" not in gpudist.available_backends():
+        pytest.skip("gpudist._C is not built")
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        rng = np.random.default_rng(threads)
+        for shape in [(3, 9, 6, 128 * 6 + 21), (1, 40, 128 * 17 + 7)]:
+            mask = rng.random(shape) < 0.9
+            spacing = (1.3, 0.7, 1.1)[:len(shape) - 1]
+            for dtype in (torch.float32, torch.float64):
+                out = gpudist.edt(mask, spacing, ndim=len(shape) - 1, dtype=dtype,
+                                  backend="extension")
+                assert_matches(out, np.stack([scipy_edt(m, spacing) for m in mask]))
+                out = gpudist.signed_distance(mask, spacing, ndim=len(shape) - 1,
+                                              convention="sdf", dtype=dtype, backend="extension")
+                expected = np.stack([signed_reference(m, spacing, "sdf") for m in mask])
+                assert_close_map(out, expected)
+        labels = torch.from_numpy(rng.integers(0, 3, (2, 11, 128 * 9 + 30)))
+        out = gpudist.labels_to_dist(labels, 3, spacing=(0.9, 1.2), backend="extension")
+        for c in range(3):
+            expected = np.stack([signed_reference(x, (0.9, 1.2), "kervadec")
+                                 for x in (labels == c).numpy()])
+            assert_close_map(out[:, c], expected)
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_long_lines_with_many_live_parabolas(every_cpu):
     """A flat last-axis parabola (spacing 1000:1): each element waits for sites up to thousands
     of elements ahead, so the streaming stack holds thousands of parabolas and must grow and
