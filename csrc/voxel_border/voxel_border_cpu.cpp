@@ -1,5 +1,5 @@
-// gpudist::voxel_border on the CPU: one pass over the mask, lines spread over at::parallel_for's
-// threads, each voxel reading its neighbours through precomputed linear offsets.
+// gpudist::voxel_border on the CPU: lines spread over at::parallel_for's threads, each line's
+// voxels reading their neighbours through precomputed linear offsets, a neighbour at a time.
 #include <ATen/Parallel.h>
 #include <ATen/ATen.h>
 #include <torch/library.h>
@@ -70,13 +70,18 @@ at::Tensor voxel_border_cpu(const at::Tensor& mask_any, int64_t connectivity) {
         for (index_t x = 0; x < n; ++x) b[x] = m[x];
         continue;
       }
+      // Interior: b = m & !(m & every neighbour), the AND taken neighbour by neighbour over the
+      // whole span into b (bool bytes are 0 or 1), which vectorises.
+      // (`last` is a local: a byte store could alias the captured n, which would be reloaded.)
+      const index_t last = n - 1;
+      for (index_t x = 1; x < last; ++x) b[x] = m[x];
+      for (const index_t d : delta) {
+        const uint8_t* neighbour = m + d;
+        for (index_t x = 1; x < last; ++x) b[x] &= neighbour[x];
+      }
+      for (index_t x = 1; x < last; ++x) b[x] = m[x] & (b[x] ^ 1);
       b[0] = m[0];
       b[n - 1] = m[n - 1];
-      for (index_t x = 1; x + 1 < n; ++x) {
-        uint8_t inside = m[x];
-        for (size_t k = 0; k < delta.size() && inside; ++k) inside = m[x + delta[k]];
-        b[x] = m[x] & !inside;
-      }
     }
   });
   return out;
