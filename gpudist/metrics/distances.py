@@ -157,9 +157,17 @@ def _crop_each(pred: torch.Tensor, target: torch.Tensor
     target_empty = target.view(torch.uint8).reshape(n, -1).amax(1) == 0
     present = ~(pred_empty & target_empty)
     starts, extents = [], []
+    # Which positions along each axis hold foreground, (N, size): axis 0 from the union, the
+    # others from its max over axis 0 (two passes over the volume, not one per axis).
+    flat = union.amax(dim=1) if ndim > 1 else None
     for axis, size in enumerate(spatial):
-        others = [d + 1 for d in range(ndim) if d != axis]
-        hit = union.amax(dim=others) if others else union  # (N, size)
+        if ndim == 1:
+            hit = union
+        elif axis == 0:
+            hit = union.amax(dim=list(range(2, ndim + 1)))
+        else:
+            others = [d for d in range(1, ndim) if d != axis]
+            hit = flat.amax(dim=others) if others else flat
         lo = hit.argmax(1)
         hi = size - 1 - hit.flip(1).argmax(1)
         extent = int(torch.where(present, hi - lo + 1, 0).max())
