@@ -96,6 +96,27 @@ def test_distance_at_far_queries_take_the_full_transform(dtype):
 
 
 @needs_distance_at
+@pytest.mark.parametrize("threads", [1, 2])
+def test_distance_at_within_one_item(threads):
+    """Fewer items than threads: one item at a time, its queries spread over the threads (also
+    the fall back to the full transform when they are far), equal to the reference."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        spacing = (1.2, 0.9, 1.0)
+        far = torch.ones(1, 48, 40, 44, dtype=torch.bool)
+        far[0, 0, 0, 0] = False
+        near = torch.rand((1, 30, 70, 50), generator=torch.Generator().manual_seed(2)) < 0.97
+        for src in (far, near):
+            query = torch.rand(src.shape, generator=torch.Generator().manual_seed(3)) < 0.5
+            got = extension.distance_at(src, query, spacing, torch.float64)
+            expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
+            np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    finally:
+        torch.set_num_threads(old)
+
+
+@needs_distance_at
 def test_distance_at_rejects_bad_arguments():
     at = extension.distance_at
     m = torch.ones(2, 5, 5, dtype=torch.bool)

@@ -4,8 +4,10 @@
 #include <ATen/Parallel.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "cpu_ops.h"
@@ -77,13 +79,37 @@ inline index_t next_nonzero(const uint8_t* bytes, index_t from, index_t to) {
   return from;
 }
 
-// distance_at, item by item over at::parallel_for's threads (a single item runs on one thread):
-// the item's first pass with unit weight into the thread's scratch (one item's volume of squared
-// counts, in C = float while they are exact in it, reused, so it stays in cache for the
-// searches), then search_nearest from each query element, in row-major order. An item whose
-// searches read more than kSearchReads values per element (queries far from every background
-// element) is redone with the full transform, which is then cheaper. Items without background
-// give +inf at once.
+// The search of one item (see distance_at): its first-pass counts c, the strides of its axes.
+template <typename T, typename C>
+struct ItemSearch {
+  const Plan& p;
+  const std::vector<index_t>& stride;
+  const C* c;
+
+  // The distance at element e (a query), counting the values read; `at`: room for its
+  // coordinates (one per axis).
+  T distance(index_t e, index_t* at, index_t& reads) const {
+    const int nd = static_cast<int>(p.shape.size());
+    if (nd == 1) return T(c[e]);  // the first pass finalized it
+    index_t rest = e;
+    for (int a = 0; a < nd; ++a) {
+      at[a] = rest / stride[a];
+      rest %= stride[a];
+    }
+    const double d2 = search_nearest(c + e, at, p, stride.data(), nd - 1, double(INFINITY),
+                                     reads);
+    return T(std::sqrt(d2) * p.fin.scale);
+  }
+};
+
+// distance_at over at::parallel_for's threads: item by item when there are at least as many
+// items as threads (one item per thread: the item's first pass with unit weight into the
+// thread's scratch, one item's volume of squared counts in C = float while they are exact in
+// it, reused, so it stays in cache for the searches), else one item at a time with its first
+// pass and its queries spread over the threads. Then search_nearest from each query element,
+// in row-major order. An item whose searches read more than kSearchReads values per element
+// (queries far from every background element) is redone with the full transform, which is then
+// cheaper. Items without background give +inf at once.
 template <typename T, typename C>
 at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
                        const at::TensorOptions& options) {
@@ -99,43 +125,62 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
   item.items = 1;
   Plan counts = item;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
   counts.w[0] = 1.0;
+  const index_t budget = kSearchReads * volume;
   std::vector<std::vector<T>> found(p.items);
-  at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
+  // Item r's queries, in row-major order.
+  auto queries = [&](index_t r) {
+    std::vector<index_t> list;
+    const uint8_t* q = query + r * volume;
+    for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume))
+      list.push_back(e);
+    return list;
+  };
+  // Item r's values at its queries from the full transform (parallel unless nested).
+  auto from_full = [&](index_t r, const std::vector<index_t>& list) {
+    std::vector<T> full(volume);
+    run_passes(src + r * volume, full.data(), item);
+    for (size_t i = 0; i < list.size(); ++i) found[r][i] = full[list[i]];
+  };
+  if (p.items >= at::get_num_threads()) {
+    at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
+      std::vector<C> c(volume);
+      std::vector<index_t> at(nd);
+      for (index_t r = begin; r < end; ++r) {
+        const uint8_t* s = src + r * volume;
+        const std::vector<index_t> list = queries(r);
+        found[r].assign(list.size(), T(INFINITY));
+        if (std::memchr(s, 0, volume) == nullptr) continue;  // no site
+        first_pass(s, c.data(), counts, volume);  // nested: runs on this thread
+        const ItemSearch<T, C> search{p, stride, c.data()};
+        index_t reads = 0;
+        for (size_t i = 0; i < list.size() && reads <= budget; ++i)
+          found[r][i] = search.distance(list[i], at.data(), reads);
+        if (reads > budget) from_full(r, list);
+      }
+    });
+  } else {
     std::vector<C> c(volume);
-    std::vector<T> full;
-    std::vector<index_t> at(nd);
-    for (index_t r = begin; r < end; ++r) {
+    for (index_t r = 0; r < p.items; ++r) {
       const uint8_t* s = src + r * volume;
-      const uint8_t* q = query + r * volume;
-      const bool has_site = std::memchr(s, 0, volume) != nullptr;
-      if (has_site) first_pass(s, c.data(), counts, volume);  // nested: runs on this thread
-      index_t reads = 0;
-      const index_t budget = kSearchReads * volume;
-      for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume)) {
-        if (!has_site || nd == 1) {
-          found[r].push_back(has_site ? T(c[e]) : T(INFINITY));
-          continue;
+      const std::vector<index_t> list = queries(r);
+      found[r].assign(list.size(), T(INFINITY));
+      if (std::memchr(s, 0, volume) == nullptr) continue;
+      first_pass(s, c.data(), counts, volume);  // over every thread
+      const ItemSearch<T, C> search{p, stride, c.data()};
+      std::atomic<index_t> reads{0};
+      at::parallel_for(0, index_t(list.size()), 1024, [&](index_t begin, index_t end) {
+        index_t mine = 0;
+        std::vector<index_t> at(nd);
+        for (index_t i = begin; i < end && reads.load(std::memory_order_relaxed) <= budget;
+             ++i) {
+          found[r][i] = search.distance(list[i], at.data(), mine);
+          if (mine > 4096) reads += std::exchange(mine, 0);
         }
-        index_t rest = e;  // the element's coordinates
-        for (int a = 0; a < nd; ++a) {
-          at[a] = rest / stride[a];
-          rest %= stride[a];
-        }
-        const double d2 = search_nearest(c.data() + e, at.data(), p, stride.data(), nd - 1,
-                                         double(INFINITY), reads);
-        found[r].push_back(T(std::sqrt(d2) * p.fin.scale));
-        if (reads > budget) break;
-      }
-      if (reads > budget) {
-        full.resize(volume);
-        run_passes(s, full.data(), item);
-        found[r].clear();
-        for (index_t e = next_nonzero(q, 0, volume); e < volume;
-             e = next_nonzero(q, e + 1, volume))
-          found[r].push_back(full[e]);
-      }
+        reads += mine;
+      });
+      if (reads > budget) from_full(r, list);
     }
-  });
+  }
   std::vector<index_t> offset(p.items + 1, 0);
   for (index_t r = 0; r < p.items; ++r) offset[r + 1] = offset[r] + index_t(found[r].size());
   at::Tensor out = at::empty({offset[p.items]}, options);
