@@ -227,6 +227,16 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
   });
 }
 
+// Whether every |line[x]|, x < n, is at most limit: whether window_envelope() with that limit
+// would have settled the line (a lane), given its results.
+template <typename T>
+bool settles_within(const T* line, index_t stride, index_t n, double limit) {
+  T most = T(0);
+  GD_SIMD
+  for (index_t x = 0; x < n; ++x) most = std::max(most, T(fabs(line[x * stride])));
+  return double(most) <= limit;
+}
+
 template <typename T>
 void last_envelope_pass(T* out, const Plan& p, index_t volume) {
   const int nd = static_cast<int>(p.shape.size());
@@ -242,6 +252,8 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume) {
     });
     return;
   }
+  // What window_envelope() settles: minima up to w (kReach + 1)^2.
+  const double limit = p.w[nd - 1] * double(kReach + 1) * double(kReach + 1);
   at::parallel_for(0, p.items * (volume / n), std::max<index_t>(1, 4096 / n),
                    [&](index_t begin, index_t end) {
                      // The line, between kPad values of +inf on each side.
@@ -249,14 +261,21 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume) {
                      T* line = padded.data() + kPad;
                      std::vector<double> f(n + 2), z(n + 2);
                      std::vector<index_t> v(n + 2);
+                     // Lines next to each other mostly settle alike: the window is tried
+                     // only after a line whose results show it would have settled.
+                     bool try_window = true;
                      for (index_t l = begin; l < end; ++l) {
                        T* o = out + l * n;
                        std::memcpy(line, o, n * sizeof(T));
-                       if (!window_envelope<kChunk, 1>(line, o, n, p.w[nd - 1], p.two_sided,
-                                                       p.black_border, kReach, p.cap, kPad,
-                                                       other.data()))
+                       const bool settled =
+                           try_window && window_envelope<kChunk, 1>(
+                                             line, o, n, p.w[nd - 1], p.two_sided, p.black_border,
+                                             kReach, p.cap, kPad, other.data());
+                       if (!settled) {
                          envelope_line(line, 1, o, 1, n, p.w[nd - 1], p.two_sided,
                                        p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
+                         try_window = settles_within(o, 1, n, limit);
+                       }
                        finalize_span(o, n, p.fin);
                      }
                    });
