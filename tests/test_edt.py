@@ -165,6 +165,24 @@ def test_batch_items_are_independent(target):
     assert np.isinf(out[1, 2]).all()  # the item without background
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("squared,black_border", [(False, False), (True, False), (False, True)])
+def test_single_class_items_among_others(target, ndim, dtype, squared, black_border):
+    # The CPU gives items of one class their value without running the passes (all foreground
+    # with black_border excepted); here they sit between items that run them, in one batch.
+    shape, spacing = (9, 12, 7)[:ndim], (0.7, 1.3, 2.0)[:ndim]
+    items = [np.ones(shape, bool), blobs(shape, 3, seed=21), np.zeros(shape, bool),
+             blobs(shape, 2, seed=22), np.ones(shape, bool)]
+    out = gpudist.edt(target.put(np.stack(items)), spacing, ndim=ndim, squared=squared,
+                      black_border=black_border, dtype=dtype, backend=target.backend)
+    assert out.dtype == dtype
+    reference = scipy_black_border if black_border else scipy_edt
+    for item, got in zip(items, out):
+        expected = reference(item, spacing)
+        assert_matches(got, expected ** 2 if squared else expected)
+
+
 def test_ndim_all_dims_by_default(target):
     mask = blobs((6, 10, 12), 3, seed=5)
     assert_matches(gpudist.edt(target.put(mask), backend=target.backend),

@@ -50,6 +50,22 @@ def test_signed_maps_through_the_windowed_envelope(target, data, convention):
     assert_close_map(out, REFERENCES[convention](mask, spacing))
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("convention", sorted(REFERENCES))
+def test_single_class_items_among_others(target, convention, dtype, ndim):
+    # The CPU gives items of one class (no boundary) their value without running the passes;
+    # here they sit between items that run them, in one batch.
+    shape, spacing = (9, 12, 7)[:ndim], (0.7, 1.3, 2.0)[:ndim]
+    items = [np.ones(shape, bool), blobs(shape, 3, seed=21), np.zeros(shape, bool),
+             blobs(shape, 2, seed=22), np.ones(shape, bool)]
+    out = gpudist.signed_distance(target.put(np.stack(items)), spacing, ndim=ndim,
+                                  convention=convention, dtype=dtype, backend=target.backend)
+    assert out.dtype == dtype
+    for item, got in zip(items, out):
+        assert_close_map(got, REFERENCES[convention](item, spacing))
+
+
 @pytest.mark.parametrize("convention", sorted(REFERENCES))
 def test_scipy_backend_formulas(convention):
     mask = blobs((15, 17, 9), 4, seed=11)

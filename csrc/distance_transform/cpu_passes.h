@@ -180,8 +180,26 @@ void first_pass_tile(const L* s, T* o, index_t m, const Plan& p, index_t n, inde
                     nullptr);
 }
 
+// Whether the `volume` elements of one item's source s are all of one class (foreground:
+// == fg), and which (inside). Reads blocks of 4096 elements up to the first block holding both.
+template <typename L>
+bool single_class(const L* s, index_t volume, index_t fg, bool& inside) {
+  const L cls = L(fg);
+  inside = index_t(cls) == fg && s[0] == cls;  // a class L cannot hold is absent
+  if (index_t(cls) != fg) return true;
+  for (index_t b = 0; b < volume; b += 4096) {
+    const index_t e = std::min(volume, b + 4096);
+    unsigned char differs = 0;
+    for (index_t i = b; i < e; ++i) differs |= (s[i] == cls) != inside;
+    if (differs) return false;
+  }
+  return true;
+}
+
+// First pass of the items whose skip flag is 0 (all items without skip).
 template <typename T, typename L>
-void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
+void first_pass(const L* src, T* out, const Plan& p, index_t volume,
+                const char* skip = nullptr) {
   const int nd = static_cast<int>(p.shape.size());
   const index_t n = p.shape[0], inner = volume / n;
   // Tiles of kWideTile lines where that leaves every thread several: a strided line's rows are
@@ -196,6 +214,7 @@ void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
   at::parallel_for(0, p.items * tiles, 1, [&](index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) {
       const index_t item = t / tiles, j0 = (t % tiles) * width;
+      if (skip && skip[item]) continue;
       const index_t fg = p.classes ? item % p.classes : 1;
       const L* s = src + (p.classes ? item / p.classes : item) * volume + j0;
       T* o = out + item * volume + j0;
@@ -209,19 +228,22 @@ void first_pass(const L* src, T* out, const Plan& p, index_t volume) {
   });
 }
 
+// The envelope pass along a middle axis a of the items whose skip flag is 0.
 template <typename T>
-void strided_envelope_pass(T* out, const Plan& p, int a) {
+void strided_envelope_pass(T* out, const Plan& p, int a, const char* skip) {
   const int nd = static_cast<int>(p.shape.size());
   const index_t n = p.shape[a];
   index_t inner = 1, outer = p.items;
   for (int b = a + 1; b < nd; ++b) inner *= p.shape[b];
   for (int b = 0; b < a; ++b) outer *= p.shape[b];
+  const index_t per_item = outer / p.items;  // outer indices of one item
   if (index_t(3 * kTile * sizeof(T) + kEnvelopeBytes) * n > kScratchBytes) {  // tiles, f, z, v
     at::parallel_for(0, outer * inner, 1, [&](index_t begin, index_t end) {
       EnvelopeStack st;
       for (index_t l = begin; l < end; ++l)
-        stream_envelope_line(out + (l / inner) * n * inner + l % inner, inner, n, p.w[a],
-                             p.two_sided, p.black_border, st);
+        if (!skip[l / inner / per_item])
+          stream_envelope_line(out + (l / inner) * n * inner + l % inner, inner, n, p.w[a],
+                               p.two_sided, p.black_border, st);
     });
     return;
   }
@@ -232,6 +254,7 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
     std::vector<index_t> v(n + 2);
     for (index_t t = begin; t < end; ++t) {
       const index_t o = t / tiles, j0 = (t % tiles) * kTile;
+      if (skip[o / per_item]) continue;
       const index_t m = std::min(kTile, inner - j0);
       T* base = out + o * n * inner + j0;
       for (index_t i = 0; i < n; ++i)
@@ -251,14 +274,26 @@ void strided_envelope_pass(T* out, const Plan& p, int a) {
   });
 }
 
+// Whether every |line[x]|, x < n, is at most limit: whether window_envelope() with that limit
+// would have settled the line (a lane), given its results.
 template <typename T>
-void last_envelope_pass(T* out, const Plan& p, index_t volume) {
+bool settles_within(const T* line, index_t stride, index_t n, double limit) {
+  T most = T(0);
+  GD_SIMD
+  for (index_t x = 0; x < n; ++x) most = std::max(most, T(fabs(line[x * stride])));
+  return double(most) <= limit;
+}
+
+// The envelope pass along the last axis of the items whose skip flag is 0, finalizing them.
+template <typename T>
+void last_envelope_pass(T* out, const Plan& p, index_t volume, const char* skip) {
   const int nd = static_cast<int>(p.shape.size());
-  const index_t n = p.shape[nd - 1];
+  const index_t n = p.shape[nd - 1], lines = volume / n;  // lines per item
   if (index_t(2 * sizeof(T) + kEnvelopeBytes) * n > kScratchBytes) {  // padded, other, f, z, v
-    at::parallel_for(0, p.items * (volume / n), 1, [&](index_t begin, index_t end) {
+    at::parallel_for(0, p.items * lines, 1, [&](index_t begin, index_t end) {
       EnvelopeStack st;
       for (index_t l = begin; l < end; ++l) {
+        if (skip[l / lines]) continue;
         T* o = out + l * n;
         stream_envelope_line(o, 1, n, p.w[nd - 1], p.two_sided, p.black_border, st);
         finalize_span(o, n, p.fin);
@@ -266,34 +301,60 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume) {
     });
     return;
   }
-  at::parallel_for(0, p.items * (volume / n), std::max<index_t>(1, 4096 / n),
+  // What window_envelope() settles: minima up to w (kReach + 1)^2.
+  const double limit = p.w[nd - 1] * double(kReach + 1) * double(kReach + 1);
+  at::parallel_for(0, p.items * lines, std::max<index_t>(1, 4096 / n),
                    [&](index_t begin, index_t end) {
                      // The line, between kPad values of +inf on each side.
                      std::vector<T> padded(n + 2 * kPad, T(INFINITY)), other(n);
                      T* line = padded.data() + kPad;
                      std::vector<double> f(n + 2), z(n + 2);
                      std::vector<index_t> v(n + 2);
+                     // Lines next to each other mostly settle alike: the window is tried
+                     // only after a line whose results show it would have settled.
+                     bool try_window = true;
                      for (index_t l = begin; l < end; ++l) {
+                       if (skip[l / lines]) continue;
                        T* o = out + l * n;
                        std::memcpy(line, o, n * sizeof(T));
-                       if (!window_envelope<kChunk, 1>(line, o, n, p.w[nd - 1], p.two_sided,
-                                                       p.black_border, kReach, p.cap, kPad,
-                                                       other.data()))
+                       const bool settled =
+                           try_window && window_envelope<kChunk, 1>(
+                                             line, o, n, p.w[nd - 1], p.two_sided, p.black_border,
+                                             kReach, p.cap, kPad, other.data());
+                       if (!settled) {
                          envelope_line(line, 1, o, 1, n, p.w[nd - 1], p.two_sided,
                                        p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
+                         try_window = settles_within(o, 1, n, limit);
+                       }
                        finalize_span(o, n, p.fin);
                      }
                    });
 }
 
+// The transform of every item of src into out. Items of a single class (single_class(): no
+// boundary, nothing to measure; all foreground with black_border excepted) get their one value
+// at once, the finalized stored value of their elements after the passes (foreground -inf,
+// background +inf two-sided, +0 one-sided), and skip the passes.
 template <typename T, typename L>
 void run_passes(const L* src, T* out, const Plan& p) {
   const int nd = static_cast<int>(p.shape.size());
   index_t volume = 1;
   for (index_t s : p.shape) volume *= s;
-  first_pass(src, out, p, volume);
-  for (int a = 1; a + 1 < nd; ++a) strided_envelope_pass(out, p, a);
-  if (nd > 1) last_envelope_pass(out, p, volume);
+  std::vector<char> skip(p.items, 0);
+  at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
+    for (index_t item = begin; item < end; ++item) {
+      const index_t fg = p.classes ? item % p.classes : 1;
+      const L* s = src + (p.classes ? item / p.classes : item) * volume;
+      bool inside = false;
+      if (!single_class(s, volume, fg, inside) || (inside && p.black_border)) continue;
+      const double stored = inside ? -inf_value() : p.two_sided ? inf_value() : 0.0;
+      std::fill(out + item * volume, out + (item + 1) * volume, finalize(T(stored), p.fin));
+      skip[item] = 1;
+    }
+  });
+  first_pass(src, out, p, volume, skip.data());
+  for (int a = 1; a + 1 < nd; ++a) strided_envelope_pass(out, p, a, skip.data());
+  if (nd > 1) last_envelope_pass(out, p, volume, skip.data());
 }
 
 }  // namespace gpudist::cpu

@@ -35,10 +35,14 @@
 
 // Marks a CPU loop over independent elements to be vectorised (gcc keeps some fixed-length
 // loops of min/max blends scalar without it).
+// GD_SIMD_MAX(m): the same for a loop whose only dependence is the running maximum m.
 #if defined(_OPENMP) && !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 #define GD_SIMD _Pragma("omp simd")
+#define GD_SIMD_PRAGMA(text) _Pragma(#text)
+#define GD_SIMD_MAX(m) GD_SIMD_PRAGMA(omp simd reduction(max : m))
 #else
 #define GD_SIMD
+#define GD_SIMD_MAX(m)
 #endif
 
 namespace gpudist {
@@ -298,6 +302,8 @@ GD_HD void lower_envelope(const T* in, index_t in_stride, T* out, index_t out_st
   }
 }
 
+GD_HD index_t min_index(index_t a, index_t b) { return a < b ? a : b; }
+
 // d[i] = min(d[i], min(|left[i]|, |right[i]|) + wk) for i < kChunk: one offset of
 // window_envelope(), in a loop of fixed length that vectorises.
 template <int kChunk, typename T>
@@ -356,6 +362,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
   // Where a chunk's offsets may stop: its largest current minimum, or the cap.
   auto stop_at = [&](const T* d) {
     T bound = T(0);
+    GD_SIMD_MAX(bound)
     for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
     return bound < ceiling ? bound : ceiling;
   };
@@ -387,12 +394,14 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
     if (kLanes > 1)
       for (int i = 0; i < kChunk; ++i) d[i] = done >> i & 1u ? d[i] : T(0);
     T bound = stop_at(d);
+    // Offsets up to `within` reach no end of the line (kLanes == 1: of the padding).
+    const index_t within = kLanes == 1 ? min_index(e0 + pad, n + pad - e0 - kChunk)
+                                       : min_index(first, n - 1 - last);
     for (index_t k = 1; k <= last_k; ++k) {
       const T wk = T(w * double(k) * double(k));
       if (!(wk < bound)) break;
       const index_t shift = k * kLanes;
-      if (kLanes == 1 ? e0 + pad >= k && e0 + kChunk + k <= n + pad
-                      : first >= k && last + k < n) {
+      if (k <= within) {
         window_relax<kChunk>(c - shift, c + shift, d, wk);
       } else if (kLanes > 1) {  // one position: the offset reaches past one end, or both
         if (first >= k) window_relax<kChunk>(c - shift, c - shift, d, wk);
