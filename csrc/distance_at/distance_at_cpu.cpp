@@ -127,59 +127,42 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
   counts.w[0] = 1.0;
   const index_t budget = kSearchReads * volume;
   std::vector<std::vector<T>> found(p.items);
-  // Item r's queries, in row-major order.
-  auto queries = [&](index_t r) {
-    std::vector<index_t> list;
+  // Item r's distances into found[r], with c as the room for its first-pass counts: the first
+  // pass and the searches run over every thread, or inline on this one when nested in the
+  // parallel loop over items (at::parallel_for does not nest).
+  auto search_item = [&](index_t r, std::vector<C>& c) {
+    const uint8_t* s = src + r * volume;
     const uint8_t* q = query + r * volume;
+    std::vector<index_t> list;  // the queries, in row-major order
     for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume))
       list.push_back(e);
-    return list;
-  };
-  // Item r's values at its queries from the full transform (parallel unless nested).
-  auto from_full = [&](index_t r, const std::vector<index_t>& list) {
-    std::vector<T> full(volume);
-    run_passes(src + r * volume, full.data(), item);
+    found[r].assign(list.size(), T(INFINITY));
+    if (std::memchr(s, 0, volume) == nullptr) return;  // no site
+    first_pass(s, c.data(), counts, volume);
+    const ItemSearch<T, C> search{p, stride, c.data()};
+    std::atomic<index_t> reads{0};
+    at::parallel_for(0, index_t(list.size()), 1024, [&](index_t begin, index_t end) {
+      index_t mine = 0;
+      std::vector<index_t> at(nd);
+      for (index_t i = begin; i < end && reads.load(std::memory_order_relaxed) <= budget; ++i) {
+        found[r][i] = search.distance(list[i], at.data(), mine);
+        if (mine > 4096) reads += std::exchange(mine, 0);
+      }
+      reads += mine;
+    });
+    if (reads <= budget) return;
+    std::vector<T> full(volume);  // far queries: the full transform is cheaper
+    run_passes(s, full.data(), item);
     for (size_t i = 0; i < list.size(); ++i) found[r][i] = full[list[i]];
   };
   if (p.items >= at::get_num_threads()) {
     at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
       std::vector<C> c(volume);
-      std::vector<index_t> at(nd);
-      for (index_t r = begin; r < end; ++r) {
-        const uint8_t* s = src + r * volume;
-        const std::vector<index_t> list = queries(r);
-        found[r].assign(list.size(), T(INFINITY));
-        if (std::memchr(s, 0, volume) == nullptr) continue;  // no site
-        first_pass(s, c.data(), counts, volume);  // nested: runs on this thread
-        const ItemSearch<T, C> search{p, stride, c.data()};
-        index_t reads = 0;
-        for (size_t i = 0; i < list.size() && reads <= budget; ++i)
-          found[r][i] = search.distance(list[i], at.data(), reads);
-        if (reads > budget) from_full(r, list);
-      }
+      for (index_t r = begin; r < end; ++r) search_item(r, c);
     });
   } else {
     std::vector<C> c(volume);
-    for (index_t r = 0; r < p.items; ++r) {
-      const uint8_t* s = src + r * volume;
-      const std::vector<index_t> list = queries(r);
-      found[r].assign(list.size(), T(INFINITY));
-      if (std::memchr(s, 0, volume) == nullptr) continue;
-      first_pass(s, c.data(), counts, volume);  // over every thread
-      const ItemSearch<T, C> search{p, stride, c.data()};
-      std::atomic<index_t> reads{0};
-      at::parallel_for(0, index_t(list.size()), 1024, [&](index_t begin, index_t end) {
-        index_t mine = 0;
-        std::vector<index_t> at(nd);
-        for (index_t i = begin; i < end && reads.load(std::memory_order_relaxed) <= budget;
-             ++i) {
-          found[r][i] = search.distance(list[i], at.data(), mine);
-          if (mine > 4096) reads += std::exchange(mine, 0);
-        }
-        reads += mine;
-      });
-      if (reads > budget) from_full(r, list);
-    }
+    for (index_t r = 0; r < p.items; ++r) search_item(r, c);
   }
   std::vector<index_t> offset(p.items + 1, 0);
   for (index_t r = 0; r < p.items; ++r) offset[r + 1] = offset[r] + index_t(found[r].size());
