@@ -436,7 +436,7 @@ def per_pass_ms(src, classes, spacing, convention, dtype) -> list[float]:
 
     from gpudist.backends import cupy_nvrtc
 
-    launches = cupy_nvrtc.Launches(src, classes, spacing, convention, False, dtype)
+    launches = cupy_nvrtc.Launches(src, classes, [tuple(spacing)], convention, False, dtype)
     times = [[] for _ in launches.calls]
     with launches.context():
         for rep in range(4):

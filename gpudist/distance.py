@@ -6,8 +6,9 @@ Conventions shared by every function here:
   transformed on its own (scipy would treat a stacked array as one volume).
 - `spacing` (alias `sampling`, scipy's name) is the physical size of a voxel: one positive
   finite number, or one per spatial axis; or one per batch item: a (B, ndim) tensor or array (B
-  the number of items) or a sequence of B tuples. Items are grouped by equal spacing and each
-  group is one transform: a batch of k distinct spacings costs k launches.
+  the number of items) or a sequence of B tuples. The transforms and signed maps take a per-item
+  spacing in the same single pass over the batch as a shared one; `edt` with `metric`,
+  `multilabel` or `return_indices` groups the items by equal spacing, one transform per group.
 - Distances are Euclidean between voxel centres, in the units of `spacing`, exact: equal to
   scipy.ndimage.distance_transform_edt in float64, to the precision of the output dtype.
 - Outputs are float32 (float64 when the input is float64, or with `dtype=`), contiguous, on the
@@ -54,10 +55,18 @@ Spacing = "tuple[float, ...] | list[tuple[float, ...]]"  # one for all items, or
 def _run(src: torch.Tensor, num_classes: int, spacing: Spacing, convention: str,
          black_border: bool, dtype: torch.dtype, backend: str | None,
          max_distance: float | None = None) -> torch.Tensor:
-    """The backend's transform of src (B, *spatial); `spacing` a tuple, or a list of B tuples."""
+    """The backend's transform of src (B, *spatial) in one call; `spacing` a tuple, or a list of
+    B tuples (one per item), which the backends take flat (the op's B * ndim values)."""
     fn = resolve(backend, src.device)
-    return _per_spacing(lambda s, sp: fn(s, num_classes, sp, convention, black_border, dtype,
-                                         max_distance), src, spacing)
+    if isinstance(spacing, tuple):
+        flat = list(spacing)
+    elif len(set(spacing)) == 1:
+        flat = list(spacing[0])
+    elif spacing:
+        flat = [s for row in spacing for s in row]
+    else:  # an empty batch
+        flat = [1.0] * (src.dim() - 1)
+    return fn(src, num_classes, flat, convention, black_border, dtype, max_distance)
 
 
 def _per_spacing(transform: Any, src: torch.Tensor, spacing: Spacing) -> Any:

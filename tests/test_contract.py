@@ -12,7 +12,7 @@ import torch
 
 from common import Target, assert_close_map, kervadec_phi, scipy_edt, targets
 from gpudist import backends
-from gpudist.backends import contract
+from gpudist.backends import contract, scipy_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
@@ -42,6 +42,13 @@ BAD = [  # (the arguments that differ from GOOD, the op's message)
     (dict(max_distance=float("nan")), "max_distance must be >= 0"),
     (dict(convention="kervadec", max_distance=2.0),
      "max_distance applies to the edt conventions only"),
+    # a spacing row per item (B = 2 rows of 2): each row checked, the row named
+    (dict(spacing=[1.0, 2.0, 1.0, 0.0]), "spacing must be positive and finite, in row 1"),
+    (dict(spacing=[1.0, 1e-30, 1.0, 2.0]),
+     "spacing: the largest value must be at most 1e+18 times the smallest for torch.float32 "
+     "output, got 1 and 1e-30, in row 0"),
+    (dict(spacing=[1.0, 2.0, 3.0]), "src must be (batch, *spatial) with 3 spatial dims, got 3 "
+     "dims (or one row of spacing per batch item: B * ndim values)"),
 ]
 
 
@@ -95,3 +102,44 @@ def test_each_convention_name_means_the_same_on_every_backend(convention):
         fn = backends.resolve(target.backend, torch.device(target.device))
         out = fn(target.put(mask), 0, list(spacing), convention, False, torch.float64)
         assert_close_map(out, expected)
+
+
+@pytest.mark.parametrize("num_classes,convention,shape", [
+    (0, "edt", (3, 9, 14)), (0, "sdf", (4, 5, 6, 7)), (3, "kervadec", (2, 8, 11)),
+    (0, "edt_squared", (3, 40)), (2, "unsigned", (3, 4, 5, 6))], ids=str)
+def test_every_backend_takes_a_spacing_row_per_item(num_classes, convention, shape):
+    """B * ndim spacing values: item b (with its classes) transformed with row b, in one call,
+    rows of very different scales included (each row has its own scale)."""
+    rng = np.random.default_rng(len(shape) + num_classes)
+    b, nd = shape[0], len(shape) - 1
+    rows = [tuple(rng.uniform(0.2, 3.0, nd)) for _ in range(b)]
+    rows[-1] = tuple(1e4 * s for s in rows[-1])
+    if num_classes:
+        src = torch.from_numpy(rng.integers(0, num_classes, shape)).to(torch.uint8)
+    else:
+        src = torch.from_numpy(rng.random(shape) < 0.6)
+    flat = [s for row in rows for s in row]
+    expected = torch.cat([scipy_reference.distance_transform(src[i:i + 1], num_classes, row,
+                                                             convention, False, torch.float64)
+                          for i, row in enumerate(rows)])
+    for target in _every_backend():
+        fn = backends.resolve(target.backend, torch.device(target.device))
+        out = fn(target.put(src), num_classes, flat, convention, False, torch.float64)
+        assert_close_map(out, expected.numpy())
+
+
+def test_max_distance_bounds_each_item_in_its_own_units():
+    """max_distance with a spacing row per item: every distance up to it is exact in every item,
+    whatever the item's scale (the CPU skips work beyond it, per row)."""
+    rng = np.random.default_rng(9)
+    src = torch.from_numpy(rng.random((3, 30, 40)) < 0.97)
+    rows = [(1.0, 1.0), (0.1, 0.2), (5.0, 3.0)]
+    flat = [s for row in rows for s in row]
+    for target in _every_backend():
+        fn = backends.resolve(target.backend, torch.device(target.device))
+        out = fn(target.put(src), 0, flat, "edt", False, torch.float64, 4.0).cpu()
+        for i, row in enumerate(rows):
+            ref = torch.from_numpy(scipy_edt(src[i].numpy(), row))
+            near = ref <= 4.0
+            torch.testing.assert_close(out[i][near], ref[near], rtol=1e-12, atol=0)
+            assert bool((out[i][~near] > 4.0).all())  # what edt() then sets to +inf

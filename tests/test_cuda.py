@@ -89,6 +89,22 @@ def test_labels(backend, label_dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("generation", ["1", "2"])
+def test_spacing_row_per_item(backend, generation, monkeypatch):
+    """B * ndim spacing values: each line reads its item's row from the kernels' table (masks and
+    label maps, both kernel generations; scipy_reference applies row b to item b)."""
+    monkeypatch.setenv("GPUDIST_CUDA_KERNELS", generation)
+    op = _op(backend)
+    g = torch.Generator().manual_seed(3)
+    mask = (torch.rand(4, 37, 65, generator=g) < 0.8).cuda()
+    rows = [1.0, 2.5, 0.3, 0.4, 700.0, 90.0, 1.0, 1.0]
+    for convention in CONVENTIONS:
+        _check(op, mask, 0, rows, convention)
+    labels = torch.randint(0, 3, (2, 20, 9, 33), generator=g).cuda()
+    _check(op, labels, 3, (1.0, 2.5, 0.7, 3.0, 0.2, 0.2), "kervadec", dtype=torch.float64)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_large_anisotropic(backend):
     """Big enough for a bounded grid and the scratch budget; exact at scale (REFERENCE.md 6)."""
     op = _op(backend)

@@ -74,6 +74,20 @@ def test_labels_and_rounds(exe, generation):
            generation=generation)
 
 
+def test_spacing_row_per_item(exe, generation):
+    """B * ndim spacing values (the kernels read each line's row from the table): masks, label
+    maps whose classes share their item's row, and scratch rounds that mix the items' lines."""
+    g = torch.Generator().manual_seed(11)
+    mask = torch.rand((3, 12, 35), generator=g) < 0.7
+    _check(exe, mask, spacing=(1.0, 2.5, 0.3, 0.4, 700.0, 90.0), convention="sdf",
+           generation=generation)
+    labels = torch.randint(0, 3, (2, 6, 5, 9), generator=g).to(torch.uint8)
+    _check(exe, labels, num_classes=3, spacing=(1.0, 2.5, 0.7, 3.0, 0.2, 0.2),
+           convention="kervadec", dtype=torch.float64, generation=generation)
+    _check(exe, mask, spacing=(1.7, 0.6, 0.6, 1.7, 1.0, 1.0), free_bytes=4 * 64 * 3 * 42 * 8,
+           generation=generation)
+
+
 def test_stack_fallback_and_exact_test(exe, generation):
     """Long distances (the second generation's windowed envelope falls back to the stack, warp
     by warp), isotropic (its division-free test) and anisotropic, 64 lines: two warps."""

@@ -112,6 +112,33 @@ def test_per_item_spacing_over_several_batch_dims(target):
     assert torch.equal(out, flat)
 
 
+def test_per_item_spacing_is_one_backend_call(monkeypatch):
+    """A (B, ndim) spacing of distinct rows reaches the backend once, as B * ndim values, for
+    masks and for label maps (whose classes share their item's row)."""
+    from gpudist import distance
+
+    calls = []
+    resolve = distance.resolve
+
+    def counting(backend, device):
+        fn = resolve(backend, device)
+        return lambda src, c, spacing, *rest: calls.append(len(spacing)) or fn(src, c, spacing,
+                                                                                *rest)
+
+    monkeypatch.setattr(distance, "resolve", counting)
+    rng = np.random.default_rng(4)
+    mask = rng.random((3, 7, 6)) < 0.5
+    rows = rng.uniform(0.2, 3.0, (3, 2))
+    out = gpudist.edt(mask, rows, ndim=2)
+    labels = gpudist.labels_to_dist(mask.astype(np.int64), 2, rows)
+    oh = gpudist.one_hot_to_dist(one_hot(mask.astype(np.int64), 2), rows)
+    assert calls == [6, 6, 12]  # the one-hot's B * C items each get their item's row
+    for i, row in enumerate(rows):
+        assert_matches(out[i], scipy_edt(mask[i], tuple(row)))
+        assert_close_map(labels[i, 1], kervadec_phi(mask[i], tuple(row)))
+    assert_close_map(oh, labels)
+
+
 def test_per_item_spacing_bad_shapes():
     mask = torch.ones(2, 4, 4)
     with pytest.raises(ValueError, match="B = 2 rows, got 3"):

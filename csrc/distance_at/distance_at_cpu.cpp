@@ -98,7 +98,7 @@ struct ItemSearch {
     }
     const double d2 = search_nearest(c + e, at, p, stride.data(), nd - 1, double(INFINITY),
                                      reads);
-    return T(std::sqrt(d2) * p.fin.scale);
+    return T(std::sqrt(d2) * p.fins[0].scale);
   }
 };
 

@@ -160,24 +160,23 @@ void stream_envelope_line(T* line, index_t stride, index_t n, double w, bool two
 // Pass 1 over m adjacent lines of one item at s, o (stride inner): in lockstep, kLanes lines at a
 // time, then kTile at a time, the last (fewer than kTile) one by one.
 template <index_t kLanes, typename T, typename L>
-void first_pass_tile(const L* s, T* o, index_t m, const Plan& p, index_t n, index_t inner,
-                     index_t fg, bool narrow) {
+void first_pass_tile(const L* s, T* o, index_t m, const Plan& p, double w, index_t n,
+                     index_t inner, index_t fg, bool narrow) {
   index_t j = 0;
   for (; j + kLanes <= m; j += kLanes) {
     if (narrow)
-      first_pass_lanes<kLanes, float>(s + j, inner, fg, o + j, inner, n, p.w[0], p.two_sided,
+      first_pass_lanes<kLanes, float>(s + j, inner, fg, o + j, inner, n, w, p.two_sided,
                                       p.black_border);
     else
-      first_pass_lanes<kLanes>(s + j, inner, fg, o + j, inner, n, p.w[0], p.two_sided,
+      first_pass_lanes<kLanes>(s + j, inner, fg, o + j, inner, n, w, p.two_sided,
                                p.black_border);
   }
   if constexpr (kLanes > kTile) {
-    first_pass_tile<kTile>(s + j, o + j, m - j, p, n, inner, fg, narrow);
+    first_pass_tile<kTile>(s + j, o + j, m - j, p, w, n, inner, fg, narrow);
     return;
   }
   for (; j < m; ++j)
-    first_pass_line(s + j, inner, fg, o + j, inner, n, p.w[0], p.two_sided, p.black_border,
-                    nullptr);
+    first_pass_line(s + j, inner, fg, o + j, inner, n, w, p.two_sided, p.black_border, nullptr);
 }
 
 // Whether the `volume` elements of one item's source s are all of one class (foreground:
@@ -210,7 +209,7 @@ void first_pass(const L* src, T* out, const Plan& p, index_t volume,
   // A float output can count in float (twice the lanes per instruction) while element counts
   // and every finite w d^2 stay exact or finite in it.
   const bool narrow = sizeof(T) == sizeof(float) && n < (index_t(1) << 24) &&
-                      p.w[0] * double(n) * double(n) < 1e30;
+                      p.max_weight(0) * double(n) * double(n) < 1e30;
   at::parallel_for(0, p.items * tiles, 1, [&](index_t begin, index_t end) {
     for (index_t t = begin; t < end; ++t) {
       const index_t item = t / tiles, j0 = (t % tiles) * width;
@@ -219,11 +218,12 @@ void first_pass(const L* src, T* out, const Plan& p, index_t volume,
       const L* s = src + (p.classes ? item / p.classes : item) * volume + j0;
       T* o = out + item * volume + j0;
       const index_t m = std::min(width, inner - j0);
+      const double w = p.weights(item)[0];
       if (width == kWideTile)
-        first_pass_tile<kWideTile>(s, o, m, p, n, inner, fg, narrow);
+        first_pass_tile<kWideTile>(s, o, m, p, w, n, inner, fg, narrow);
       else
-        first_pass_tile<kTile>(s, o, m, p, n, inner, fg, narrow);
-      if (nd == 1) finalize_span(o, n, p.fin);  // then inner == 1: o is the item's line
+        first_pass_tile<kTile>(s, o, m, p, w, n, inner, fg, narrow);
+      if (nd == 1) finalize_span(o, n, p.fin_of(item));  // then inner == 1: o is the item's line
     }
   });
 }
@@ -240,10 +240,12 @@ void strided_envelope_pass(T* out, const Plan& p, int a, const char* skip) {
   if (index_t(3 * kTile * sizeof(T) + kEnvelopeBytes) * n > kScratchBytes) {  // tiles, f, z, v
     at::parallel_for(0, outer * inner, 1, [&](index_t begin, index_t end) {
       EnvelopeStack st;
-      for (index_t l = begin; l < end; ++l)
-        if (!skip[l / inner / per_item])
-          stream_envelope_line(out + (l / inner) * n * inner + l % inner, inner, n, p.w[a],
-                               p.two_sided, p.black_border, st);
+      for (index_t l = begin; l < end; ++l) {
+        const index_t item = l / inner / per_item;
+        if (!skip[item])
+          stream_envelope_line(out + (l / inner) * n * inner + l % inner, inner, n,
+                               p.weights(item)[a], p.two_sided, p.black_border, st);
+      }
     });
     return;
   }
@@ -253,20 +255,21 @@ void strided_envelope_pass(T* out, const Plan& p, int a, const char* skip) {
     std::vector<double> f(n + 2), z(n + 2);
     std::vector<index_t> v(n + 2);
     for (index_t t = begin; t < end; ++t) {
-      const index_t o = t / tiles, j0 = (t % tiles) * kTile;
-      if (skip[o / per_item]) continue;
+      const index_t o = t / tiles, j0 = (t % tiles) * kTile, item = o / per_item;
+      if (skip[item]) continue;
       const index_t m = std::min(kTile, inner - j0);
+      const double w = p.weights(item)[a];
       T* base = out + o * n * inner + j0;
       for (index_t i = 0; i < n; ++i)
         std::memcpy(tile_in.data() + i * m, base + i * inner, m * sizeof(T));
       const unsigned done = m < kTile ? 0u
                                       : window_envelope<kTile, kTile>(
-                                            tile_in.data(), tile_out.data(), n, p.w[a],
-                                            p.two_sided, p.black_border, kReach, p.cap, 0,
-                                            other.data());
+                                            tile_in.data(), tile_out.data(), n, w,
+                                            p.two_sided, p.black_border, kReach,
+                                            p.cap_of(item), 0, other.data());
       for (index_t j = 0; j < m; ++j)
         if (!(done >> j & 1u))
-          envelope_line(tile_in.data() + j, m, tile_out.data() + j, m, n, p.w[a], p.two_sided,
+          envelope_line(tile_in.data() + j, m, tile_out.data() + j, m, n, w, p.two_sided,
                         p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
       for (index_t i = 0; i < n; ++i)
         std::memcpy(base + i * inner, tile_out.data() + i * m, m * sizeof(T));
@@ -293,16 +296,15 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume, const char* skip)
     at::parallel_for(0, p.items * lines, 1, [&](index_t begin, index_t end) {
       EnvelopeStack st;
       for (index_t l = begin; l < end; ++l) {
-        if (skip[l / lines]) continue;
+        const index_t item = l / lines;
+        if (skip[item]) continue;
         T* o = out + l * n;
-        stream_envelope_line(o, 1, n, p.w[nd - 1], p.two_sided, p.black_border, st);
-        finalize_span(o, n, p.fin);
+        stream_envelope_line(o, 1, n, p.weights(item)[nd - 1], p.two_sided, p.black_border, st);
+        finalize_span(o, n, p.fin_of(item));
       }
     });
     return;
   }
-  // What window_envelope() settles: minima up to w (kReach + 1)^2.
-  const double limit = p.w[nd - 1] * double(kReach + 1) * double(kReach + 1);
   at::parallel_for(0, p.items * lines, std::max<index_t>(1, 4096 / n),
                    [&](index_t begin, index_t end) {
                      // The line, between kPad values of +inf on each side.
@@ -314,19 +316,23 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume, const char* skip)
                      // only after a line whose results show it would have settled.
                      bool try_window = true;
                      for (index_t l = begin; l < end; ++l) {
-                       if (skip[l / lines]) continue;
+                       const index_t item = l / lines;
+                       if (skip[item]) continue;
                        T* o = out + l * n;
+                       const double w = p.weights(item)[nd - 1];
                        std::memcpy(line, o, n * sizeof(T));
                        const bool settled =
                            try_window && window_envelope<kChunk, 1>(
-                                             line, o, n, p.w[nd - 1], p.two_sided, p.black_border,
-                                             kReach, p.cap, kPad, other.data());
+                                             line, o, n, w, p.two_sided, p.black_border, kReach,
+                                             p.cap_of(item), kPad, other.data());
                        if (!settled) {
-                         envelope_line(line, 1, o, 1, n, p.w[nd - 1], p.two_sided,
-                                       p.black_border, f.data(), v.data(), z.data(), 1, nullptr);
-                         try_window = settles_within(o, 1, n, limit);
+                         envelope_line(line, 1, o, 1, n, w, p.two_sided, p.black_border,
+                                       f.data(), v.data(), z.data(), 1, nullptr);
+                         // What window_envelope() settles: minima up to w (kReach + 1)^2.
+                         try_window = settles_within(
+                             o, 1, n, w * double(kReach + 1) * double(kReach + 1));
                        }
-                       finalize_span(o, n, p.fin);
+                       finalize_span(o, n, p.fin_of(item));
                      }
                    });
 }
@@ -348,7 +354,8 @@ void run_passes(const L* src, T* out, const Plan& p) {
       bool inside = false;
       if (!single_class(s, volume, fg, inside) || (inside && p.black_border)) continue;
       const double stored = inside ? -inf_value() : p.two_sided ? inf_value() : 0.0;
-      std::fill(out + item * volume, out + (item + 1) * volume, finalize(T(stored), p.fin));
+      std::fill(out + item * volume, out + (item + 1) * volume,
+                finalize(T(stored), p.fin_of(item)));
       skip[item] = 1;
     }
   });

@@ -6,6 +6,7 @@
 #include <cfloat>
 #include <cmath>
 #include <cstdio>
+#include <utility>
 
 namespace gpudist {
 
@@ -24,15 +25,58 @@ int parse_convention(const std::string& name) {
   if (name == "unsigned") return kUnsigned;
   TORCH_CHECK_VALUE(false, "gpudist: unknown convention '", name, "'");
 }
+
+// Checks one row of spacing (gpudist/backends/contract.py's check_spacing, with its messages)
+// and returns its largest and smallest values. Each value must be in the normal range of dtype
+// and the ratio at most 1e18 (float32) or 1e145 (float64), where every weight
+// (spacing / scale)^2 >= 1e-36 or 1e-290 keeps w d^2 normal and the passes exact. `where` ends
+// the messages ("" for a shared spacing, ", in row r" for one row of a per-item spacing).
+std::pair<double, double> check_spacing_row(at::ArrayRef<double> spacing, at::ScalarType dtype,
+                                            const std::string& where) {
+  double scale = 0.0, smallest = INFINITY;
+  for (double s : spacing) {
+    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite",
+                      where);
+    scale = std::max(scale, s);
+    smallest = std::min(smallest, s);
+  }
+  const bool f32 = dtype == at::kFloat;
+  const double tiny = f32 ? double(FLT_MIN) : DBL_MIN, huge = f32 ? double(FLT_MAX) : DBL_MAX;
+  const double ratio = f32 ? 1e18 : 1e145;
+  const std::string dname = dtype_name(dtype);
+  for (double s : spacing) {
+    if (!(tiny <= s && s <= huge)) {
+      char msg[160];
+      std::snprintf(msg, sizeof msg,
+                    "gpudist: spacing must be in the normal range of %s [%g, %g], got %g",
+                    dname.c_str(), tiny, huge, s);
+      TORCH_CHECK_VALUE(false, msg, where);
+    }
+  }
+  if (scale > ratio * smallest) {
+    char msg[200];
+    std::snprintf(msg, sizeof msg,
+                  "gpudist: spacing: the largest value must be at most %g times the smallest for "
+                  "%s output, got %g and %g", ratio, dname.c_str(), scale, smallest);
+    TORCH_CHECK_VALUE(false, msg, where);
+  }
+  return {scale, smallest};
+}
 }  // namespace
 
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
                const std::string& convention, bool black_border, at::ScalarType dtype,
-               std::optional<double> max_distance) {
-  const int64_t nd = static_cast<int64_t>(spacing.size());
-  TORCH_CHECK_VALUE(nd >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
+               std::optional<double> max_distance, bool per_item) {
+  const int64_t values = static_cast<int64_t>(spacing.size());
+  TORCH_CHECK_VALUE(values >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
+  // One row of nd values for every item, or (per_item) one row per item of the batch.
+  const int64_t batch = src.dim() >= 2 ? src.size(0) : 0;
+  const bool rows_per_item = per_item && src.dim() >= 2 && batch > 1 &&
+                             values == batch * (src.dim() - 1);
+  const int64_t nd = rows_per_item ? src.dim() - 1 : values;
   TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
-                    " spatial dims, got ", src.dim(), " dims");
+                    " spatial dims, got ", src.dim(), " dims",
+                    per_item ? " (or one row of spacing per batch item: B * ndim values)" : "");
   TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
                     "gpudist: dtype must be float32 or float64");
   TORCH_CHECK_VALUE(num_classes >= 0, "gpudist: num_classes must be >= 0");
@@ -44,46 +88,19 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
                       "gpudist: labels must be uint8, int32 or int64, got ", dtype_name(st));
   }
   Plan plan;
-  double scale = 0.0, smallest = INFINITY;
-  for (double s : spacing) {
-    TORCH_CHECK_VALUE(std::isfinite(s) && s > 0, "gpudist: spacing must be positive and finite");
-    scale = std::max(scale, s);
-    smallest = std::min(smallest, s);
+  plan.rows = rows_per_item ? batch : 1;
+  const int conv = parse_convention(convention);
+  for (int64_t r = 0; r < plan.rows; ++r) {
+    const at::ArrayRef<double> row = spacing.slice(r * nd, nd);
+    const auto [scale, smallest] =
+        check_spacing_row(row, dtype, rows_per_item ? ", in row " + std::to_string(r) : "");
+    for (double s : row) plan.w.push_back((s / scale) * (s / scale));
+    plan.fins.push_back(Finalize{conv, scale, 0.5 * smallest});
   }
-  // gpudist/backends/contract.py's check_spacing, with its messages: each value in the normal
-  // range of dtype, the ratio at most 1e18 (float32) or 1e145 (float64), where every weight
-  // (spacing / scale)^2 >= 1e-36 or 1e-290 keeps w d^2 normal and the passes exact.
-  const bool f32 = dtype == at::kFloat;
-  const double tiny = f32 ? double(FLT_MIN) : DBL_MIN, huge = f32 ? double(FLT_MAX) : DBL_MAX;
-  const double ratio = f32 ? 1e18 : 1e145;
-  const std::string dname = dtype_name(dtype);
-  for (double s : spacing) {
-    if (!(tiny <= s && s <= huge)) {
-      char msg[160];
-      std::snprintf(msg, sizeof msg,
-                    "gpudist: spacing must be in the normal range of %s [%g, %g], got %g",
-                    dname.c_str(), tiny, huge, s);
-      TORCH_CHECK_VALUE(false, msg);
-    }
-  }
-  if (scale > ratio * smallest) {
-    char msg[200];
-    std::snprintf(msg, sizeof msg,
-                  "gpudist: spacing: the largest value must be at most %g times the smallest for "
-                  "%s output, got %g and %g", ratio, dname.c_str(), scale, smallest);
-    TORCH_CHECK_VALUE(false, msg);
-  }
-  for (int64_t a = 0; a < nd; ++a) {
-    plan.shape.push_back(src.size(a + 1));
-    const double s = spacing[a] / scale;
-    plan.w.push_back(s * s);
-  }
+  for (int64_t a = 0; a < nd; ++a) plan.shape.push_back(src.size(a + 1));
   plan.classes = num_classes;
   plan.items = src.size(0) * std::max<int64_t>(num_classes, 1);
-  plan.fin.convention = parse_convention(convention);
-  plan.fin.scale = scale;
-  plan.fin.shift = 0.5 * smallest;
-  plan.two_sided = is_two_sided(plan.fin.convention);
+  plan.two_sided = is_two_sided(conv);
   TORCH_CHECK_VALUE(!(black_border && plan.two_sided),
                     "gpudist: black_border applies to the edt conventions only, not '",
                     convention, "'");
@@ -91,10 +108,12 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
   if (max_distance) {
     TORCH_CHECK_VALUE(*max_distance >= 0, "gpudist: max_distance must be >= 0");  // NaN too
     TORCH_CHECK_VALUE(!plan.two_sided, "gpudist: max_distance applies to the edt conventions only");
+  }
+  for (const Finalize& fin : plan.fins) {
     // In the passes' units (squared, spacing / scale), with room for float32 rounding so that
     // every distance up to max_distance is still computed exactly.
-    const double d = *max_distance / scale;
-    plan.cap = d * d * (1.0 + 1e-5);
+    const double d = max_distance ? *max_distance / fin.scale : INFINITY;
+    plan.caps.push_back(max_distance ? d * d * (1.0 + 1e-5) : INFINITY);
   }
   plan.out_sizes = src.sizes().vec();
   if (num_classes > 0) plan.out_sizes.insert(plan.out_sizes.begin() + 1, num_classes);

@@ -8,7 +8,9 @@
 //                 to no class (background in every class's map).
 //   spacing:      one positive value per spatial axis (len(spacing) = src.dim() - 1), each in
 //                 the normal range of dtype, the largest at most 1e18 (float32) or 1e145
-//                 (float64) times the smallest (see make_plan).
+//                 (float64) times the smallest (see make_plan); or one such row per batch item
+//                 (B * (src.dim() - 1) values, row-major; label maps: the classes of item b use
+//                 row b), all items still in one pass over the batch.
 //   convention:   "edt" | "edt_squared" (distance of each foreground element to the nearest
 //                 background element) | "kervadec" | "sdf" | "unsigned" (two-sided maps), the
 //                 enum Convention of kernels/edt_line.cuh.
@@ -25,6 +27,7 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <optional>
 #include <string>
@@ -35,23 +38,38 @@
 namespace gpudist {
 
 // Everything the passes need, read off the op's arguments and checked once. src may have any
-// layout; the implementations read it contiguous.
+// layout; the implementations read it contiguous. The spacing comes in rows: one shared by every
+// item (rows == 1), or one per source item b (rows == B; the C class maps of b share row b).
 struct Plan {
   std::vector<index_t> shape;  // spatial extents
-  std::vector<double> w;       // per-axis (spacing / scale)^2
+  index_t rows = 1;            // spacing rows
+  std::vector<double> w;       // rows x nd: per-axis (spacing / scale)^2, scale the row's largest
+  std::vector<Finalize> fins;  // per row: the convention, scale and shift (half the smallest)
+  std::vector<double> caps;    // per row, squared, in pass units: results above may be left +inf
   index_t items = 0;           // output batch: B, or B * num_classes for label maps
   index_t classes = 0;         // 0: src is a boolean mask; C: src holds labels in [0, C)
   bool two_sided = false;
   bool black_border = false;
-  double cap = INFINITY;  // squared, in pass units: results above it may be left +inf
-  Finalize fin{};
   std::vector<int64_t> out_sizes;
+
+  index_t row_of(index_t item) const { return rows == 1 ? 0 : classes ? item / classes : item; }
+  // The nd weights of output item `item`.
+  const double* weights(index_t item) const { return w.data() + row_of(item) * shape.size(); }
+  const Finalize& fin_of(index_t item) const { return fins[row_of(item)]; }
+  double cap_of(index_t item) const { return caps[row_of(item)]; }
+  // The largest weight of axis a over the rows.
+  double max_weight(int a) const {
+    double most = 0.0;
+    for (index_t r = 0; r < rows; ++r) most = std::max(most, w[r * shape.size() + a]);
+    return most;
+  }
 };
 
 // Checks every argument (TORCH_CHECK_VALUE, messages naming the argument) and derives the plan.
+// per_item: spacing may also hold B rows of nd values, row-major (B = src.size(0) > 1).
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
                const std::string& convention, bool black_border, at::ScalarType dtype,
-               std::optional<double> max_distance);
+               std::optional<double> max_distance, bool per_item = false);
 
 // Calls fn(pointer) with src's data as the kernels read it: bool masks and uint8 labels as
 // const uint8_t*, int32 labels as const int32_t*, int64 labels as const long long* (the

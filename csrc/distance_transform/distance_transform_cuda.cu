@@ -8,6 +8,7 @@
 #include <torch/library.h>
 
 #include <cstdlib>
+#include <vector>
 
 #include "cuda_launch.h"
 #include "distance_transform/cuda_plan.h"
@@ -55,7 +56,22 @@ void run_plan(const L* src, at::Tensor& out, const Plan& p) {
                        resident_threads(device, first, block),
                        scratch_budget(free_device_bytes(device)), generation, sizeof(T));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
-  const Finalize& fin = p.fin;
+  const Finalize& fin = p.fins[0];
+  // A per-item spacing: the kernels read each line's row (LineSpacing) from a table on the
+  // device, nd weights then scale and shift per row; one shared spacing needs no table (and no
+  // host-to-device copy, so the launches can be captured in a CUDA graph).
+  const index_t nd = static_cast<index_t>(p.shape.size()), stride = nd + 2;
+  at::Tensor rows;
+  if (p.rows > 1) {
+    std::vector<double> table;
+    for (index_t r = 0; r < p.rows; ++r) {
+      table.insert(table.end(), p.w.begin() + r * nd, p.w.begin() + (r + 1) * nd);
+      table.push_back(p.fins[r].scale);
+      table.push_back(p.fins[r].shift);
+    }
+    rows = at::tensor(table, at::dtype(at::kDouble)).to(out.device());
+  }
+  const double* row_data = rows.defined() ? rows.const_data_ptr<double>() : nullptr;
   at::Tensor tmp = plan.passes.size() > 1 ? at::empty_like(out) : out;
   at::Tensor scratch = at::empty({plan.scratch_words}, out.options().dtype(at::kDouble));
   auto data = [&](index_t buffer) { return (buffer == kBufferOut ? out : tmp).data_ptr<T>(); };
@@ -63,15 +79,17 @@ void run_plan(const L* src, at::Tensor& out, const Plan& p) {
     const auto grid = static_cast<unsigned>(l.blocks);
     const auto threads = static_cast<unsigned>(plan.block);
     const double w = p.w[l.axis];
+    const index_t row_lines = l.lines / p.rows;  // the lines of one row's items
     if (l.in == kBufferSrc) {
       first<<<grid, threads, 0, stream>>>(
           src, data(l.out), l.n, l.inner, l.outer, l.lines, p.classes, w, p.two_sided,
-          p.black_border, l.finalize, fin.convention, fin.scale, fin.shift);
+          p.black_border, l.finalize, fin.convention, fin.scale, fin.shift, row_data, row_lines,
+          stride, l.axis);
     } else {
       envelope<<<grid, threads, 0, stream>>>(
           data(l.in), data(l.out), l.n, l.inner, l.lines, l.slots, w, p.two_sided,
           p.black_border, l.finalize, fin.convention, fin.scale, fin.shift,
-          scratch.data_ptr<double>());
+          scratch.data_ptr<double>(), row_data, row_lines, stride, l.axis);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
@@ -86,7 +104,7 @@ at::Tensor distance_transform_cuda(const at::Tensor& src_any, int64_t num_classe
   const at::Tensor src = src_any.contiguous();
   // max_distance is checked, then unused: every distance is computed, as the schema allows.
   const Plan plan =
-      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance);
+      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance, true);
   at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
   if (out.numel() == 0) return out;
   with_src_data(src, [&](auto* s) {

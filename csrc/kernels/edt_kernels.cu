@@ -21,25 +21,43 @@
 
 namespace gpudist {
 
+// The spacing of the lines of one pass: the launch's w and fin when `rows` is null (one spacing
+// for the whole batch), else those of spacing row line / row_lines (row_lines: the pass's lines
+// of one source item), read from `rows`, row_stride = nd + 2 doubles per row: the nd pass
+// weights, then scale and shift.
+struct LineSpacing {
+  const double* rows;
+  index_t row_lines, row_stride, axis;
+  __device__ void of(index_t line, double& w, Finalize& fin) const {
+    if (rows == nullptr) return;
+    const double* r = rows + (line / row_lines) * row_stride;
+    w = r[axis];
+    fin.scale = r[row_stride - 2];
+    fin.shift = r[row_stride - 1];
+  }
+};
+
 // Pass 1 over `lines` lines of out, whose rows are r = item * outer + o. Label maps (classes > 0):
 // item reads src row (item / classes) * outer + o with fg = item % classes; masks (read as bytes)
 // read src row r with fg = 1.
 template <typename L, typename T>
 __device__ void first_pass(const L* src, T* out, index_t n, index_t inner, index_t outer,
-                           index_t lines, index_t classes, double w, int two_sided,
+                           index_t lines, index_t classes, double w_all, int two_sided,
                            int black_border, int finalize, int convention, double scale,
-                           double shift) {
-  const Finalize fin{convention, scale, shift};
+                           double shift, LineSpacing spacing) {
   const index_t threads = index_t(gridDim.x) * blockDim.x;
   for (index_t line = index_t(blockIdx.x) * blockDim.x + threadIdx.x; line < lines;
        line += threads) {
+    double w = w_all;
+    Finalize fin{convention, scale, shift};
+    spacing.of(line, w, fin);
     const index_t r = line / inner, j = line % inner;
     const index_t item = r / outer;
     const index_t src_r = classes ? (item / classes) * outer + r % outer : r;
     const index_t fg = classes ? item % classes : 1;
     const L* s = src + src_r * n * inner + j;
     T* o = out + r * n * inner + j;
-    if (finalize)  // two calls, so that each inlines with a known `fin` (no stack copy of it)
+    if (finalize)
       first_pass_line(s, inner, fg, o, inner, n, w, two_sided != 0, black_border != 0, &fin);
     else
       first_pass_line(s, inner, fg, o, inner, n, w, two_sided != 0, black_border != 0, nullptr);
@@ -50,16 +68,18 @@ __device__ void first_pass(const L* src, T* out, index_t n, index_t inner, index
 // `slots` threads of the grid.
 template <typename T>
 __device__ void envelope_pass(const T* in, T* out, index_t n, index_t inner, index_t lines,
-                              index_t slots, double w, int two_sided, int black_border,
+                              index_t slots, double w_all, int two_sided, int black_border,
                               int finalize, int convention, double scale, double shift,
-                              double* scratch) {
-  const Finalize fin{convention, scale, shift};
+                              double* scratch, LineSpacing spacing) {
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= slots) return;
   double* f = scratch + t;
   double* z = scratch + (n + 2) * slots + t;
   index_t* v = reinterpret_cast<index_t*>(scratch + (2 * n + 4) * slots) + t;
   for (index_t line = t; line < lines; line += slots) {
+    double w = w_all;
+    Finalize fin{convention, scale, shift};
+    spacing.of(line, w, fin);
     const index_t base = (line / inner) * n * inner + line % inner;
     if (finalize)
       envelope_line(in + base, inner, out + base, inner, n, w, two_sided != 0, black_border != 0,
@@ -81,17 +101,20 @@ __device__ void envelope_pass(const T* in, T* out, index_t n, index_t inner, ind
 
 template <typename L, typename T>
 __device__ void first_pass2(const L* src, T* out, index_t n, index_t outer, index_t lines,
-                            index_t classes, double w, int two_sided, int black_border,
-                            int finalize, int convention, double scale, double shift) {
-  const Finalize fin{convention, scale, shift};
+                            index_t classes, double w_all, int two_sided, int black_border,
+                            int finalize, int convention, double scale, double shift,
+                            LineSpacing spacing) {
   const int lane = int(threadIdx.x % 32);
   const index_t warps = index_t(gridDim.x) * blockDim.x / 32;
   for (index_t line = (index_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; line < lines;
        line += warps) {
+    double w = w_all;
+    Finalize fin{convention, scale, shift};
+    spacing.of(line, w, fin);
     const index_t item = line / outer;
     const index_t src_r = classes ? (item / classes) * outer + line % outer : line;
     const index_t fg = classes ? item % classes : 1;
-    if (finalize)  // two calls, so that each inlines with a known `fin` (no stack copy of it)
+    if (finalize)
       first_pass_warp(src + src_r * n, fg, out + line * n, n, w, two_sided != 0,
                       black_border != 0, &fin, lane);
     else
@@ -100,16 +123,21 @@ __device__ void first_pass2(const L* src, T* out, index_t n, index_t outer, inde
   }
 }
 
-// The lines of thread t of envelope_pass2 (see there), finalized with fin when it is not null.
+// The lines of thread t of envelope_pass2 (see there), finalized when `finalize`.
 template <typename T>
 __device__ __forceinline__ void envelope_lines2(const T* in, T* out, index_t n, index_t inner,
-                                                index_t lines, index_t slots, double w,
+                                                index_t lines, index_t slots, double w_all,
                                                 bool two_sided, bool black_border, index_t t,
-                                                double* scratch, const Finalize* fin) {
+                                                double* scratch, Finalize shared, bool finalize,
+                                                LineSpacing spacing) {
   Site<T>* s = reinterpret_cast<Site<T>*>(scratch) + t;
   for (index_t first = t - t % 32; first < lines; first += slots) {
     const index_t line = first + t % 32;
     const bool active = t < slots && line < lines;
+    double w = w_all;
+    Finalize line_fin = shared;
+    if (active) spacing.of(line, w, line_fin);
+    const Finalize* fin = finalize ? &line_fin : nullptr;
     const index_t base = active ? (line / inner) * n * inner + line % inner : 0;
     const bool done =
         !active || window_line(in + base, inner, out + base, inner, n, w, black_border, fin);
@@ -127,29 +155,29 @@ template <typename T>
 __device__ void envelope_pass2(const T* in, T* out, index_t n, index_t inner, index_t lines,
                                index_t slots, double w, int two_sided, int black_border,
                                int finalize, int convention, double scale, double shift,
-                               double* scratch) {
-  const Finalize fin{convention, scale, shift};
+                               double* scratch, LineSpacing spacing) {
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t - t % 32 >= slots) return;  // a whole warp without lines
-  if (finalize)
-    envelope_lines2(in, out, n, inner, lines, slots, w, two_sided != 0, black_border != 0, t,
-                    scratch, &fin);
-  else
-    envelope_lines2(in, out, n, inner, lines, slots, w, two_sided != 0, black_border != 0, t,
-                    scratch, static_cast<const Finalize*>(nullptr));
+  envelope_lines2(in, out, n, inner, lines, slots, w, two_sided != 0, black_border != 0, t,
+                  scratch, Finalize{convention, scale, shift}, finalize != 0, spacing);
 }
 
 }  // namespace gpudist
 
 // Explicit instantiations under plain C names (NVRTC looks them up as written): src type
-// u8 (also bool masks) / i32 / i64, output f32 / f64.
+// u8 (also bool masks) / i32 / i64, output f32 / f64. The last four arguments are LineSpacing's
+// (rows null: w, scale and shift hold for every line).
+#define GD_SPACING_ARGS \
+  const double *rows, long long row_lines, long long row_stride, long long axis
+#define GD_SPACING gpudist::LineSpacing{rows, row_lines, row_stride, axis}
+
 #define GD_FIRST_PASS(NAME, L, T)                                                              \
   extern "C" __global__ void NAME(const L* src, T* out, long long n, long long inner,           \
                                   long long outer, long long lines, long long classes, double w, \
                                   int two_sided, int black_border, int finalize, int convention, \
-                                  double scale, double shift) {                                  \
+                                  double scale, double shift, GD_SPACING_ARGS) {                 \
     gpudist::first_pass(src, out, n, inner, outer, lines, classes, w, two_sided, black_border,   \
-                        finalize, convention, scale, shift);                                     \
+                        finalize, convention, scale, shift, GD_SPACING);                         \
   }
 GD_FIRST_PASS(gd_first_pass_u8_f32, unsigned char, float)
 GD_FIRST_PASS(gd_first_pass_i32_f32, int, float)
@@ -163,9 +191,10 @@ GD_FIRST_PASS(gd_first_pass_i64_f64, long long, double)
   extern "C" __global__ void NAME(const T* in, T* out, long long n, long long inner,          \
                                   long long lines, long long slots, double w, int two_sided,  \
                                   int black_border, int finalize, int convention,             \
-                                  double scale, double shift, double* scratch) {              \
+                                  double scale, double shift, double* scratch,                \
+                                  GD_SPACING_ARGS) {                                          \
     gpudist::envelope_pass(in, out, n, inner, lines, slots, w, two_sided, black_border,        \
-                           finalize, convention, scale, shift, scratch);                       \
+                           finalize, convention, scale, shift, scratch, GD_SPACING);           \
   }
 GD_ENVELOPE(gd_envelope_f32, float)
 GD_ENVELOPE(gd_envelope_f64, double)
@@ -176,9 +205,9 @@ GD_ENVELOPE(gd_envelope_f64, double)
   extern "C" __global__ void NAME(const L* src, T* out, long long n, long long /*inner*/,       \
                                   long long outer, long long lines, long long classes, double w, \
                                   int two_sided, int black_border, int finalize, int convention, \
-                                  double scale, double shift) {                                  \
+                                  double scale, double shift, GD_SPACING_ARGS) {                 \
     gpudist::first_pass2(src, out, n, outer, lines, classes, w, two_sided, black_border,         \
-                         finalize, convention, scale, shift);                                    \
+                         finalize, convention, scale, shift, GD_SPACING);                        \
   }
 GD_FIRST_PASS2(gd_first_pass2_u8_f32, unsigned char, float)
 GD_FIRST_PASS2(gd_first_pass2_i32_f32, int, float)
@@ -192,10 +221,13 @@ GD_FIRST_PASS2(gd_first_pass2_i64_f64, long long, double)
   extern "C" __global__ void NAME(const T* in, T* out, long long n, long long inner,          \
                                   long long lines, long long slots, double w, int two_sided,  \
                                   int black_border, int finalize, int convention,             \
-                                  double scale, double shift, double* scratch) {              \
+                                  double scale, double shift, double* scratch,                \
+                                  GD_SPACING_ARGS) {                                          \
     gpudist::envelope_pass2(in, out, n, inner, lines, slots, w, two_sided, black_border,       \
-                            finalize, convention, scale, shift, scratch);                      \
+                            finalize, convention, scale, shift, scratch, GD_SPACING);          \
   }
 GD_ENVELOPE2(gd_envelope2_f32, float)
 GD_ENVELOPE2(gd_envelope2_f64, double)
 #undef GD_ENVELOPE2
+#undef GD_SPACING
+#undef GD_SPACING_ARGS

@@ -10,7 +10,9 @@ A backend is a function with the semantics of the op `gpudist::distance_transfor
   element is background in every class's map).
 - spacing: one positive float per spatial axis, each in the normal range of `dtype`, the largest
   at most MAX_SPACING_RATIO[dtype] times the smallest (the range where the passes stay exact);
-  convention: one of `CONVENTIONS`;
+  or one such row per batch item, flat and row-major (B * ndim values, B = src.shape[0] > 1;
+  the classes of label item b use row b), still one transform of the whole batch
+  (`spacing_rows`); convention: one of `CONVENTIONS`;
   black_border: the outside of the array is background (the edt conventions only); dtype:
   torch.float32 or torch.float64.
 - max_distance: a bound on the work, not on the result (edt conventions only): distances beyond
@@ -83,20 +85,30 @@ _LABEL_DTYPES = (torch.uint8, torch.int32, torch.int64)
 MAX_SPACING_RATIO = {torch.float32: 1e18, torch.float64: 1e145}
 
 
-def check_spacing(spacing: Sequence[float], dtype: torch.dtype) -> None:
-    """ValueError unless spacing fits `dtype` (see MAX_SPACING_RATIO); messages as make_plan's."""
+def check_spacing(spacing: Sequence[float], dtype: torch.dtype, where: str = "") -> None:
+    """ValueError unless spacing fits `dtype` (see MAX_SPACING_RATIO); messages as make_plan's,
+    ended by `where` (", in row r" for a row of a per-item spacing)."""
     if not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError("gpudist: spacing must be positive and finite")
+        raise ValueError(f"gpudist: spacing must be positive and finite{where}")
     info = torch.finfo(dtype)
     for s in spacing:
         if not info.tiny <= s <= info.max:
             raise ValueError(f"gpudist: spacing must be in the normal range of {dtype} "
-                             f"[{info.tiny:g}, {info.max:g}], got {s:g}")
+                             f"[{info.tiny:g}, {info.max:g}], got {s:g}{where}")
     bound = MAX_SPACING_RATIO[dtype]
     if max(spacing) > bound * min(spacing):
         raise ValueError(f"gpudist: spacing: the largest value must be at most {bound:g} times "
                          f"the smallest for {dtype} output, got {max(spacing):g} and "
-                         f"{min(spacing):g}")
+                         f"{min(spacing):g}{where}")
+
+
+def spacing_rows(src: torch.Tensor, spacing: Sequence[float]) -> list[tuple[float, ...]]:
+    """The rows of a backend's `spacing` for src (B, *spatial): [spacing] for a shared one, or
+    B rows of ndim values for B * ndim values (B > 1), as the op reads it (make_plan)."""
+    values, batch, nd = len(spacing), src.shape[0] if src.dim() >= 2 else 0, src.dim() - 1
+    if batch > 1 and values == batch * nd:
+        return [tuple(spacing[r * nd:(r + 1) * nd]) for r in range(batch)]
+    return [tuple(spacing)]
 
 
 def convention_code(convention: str) -> int:
@@ -116,14 +128,17 @@ def check_convention(convention: str) -> None:
 
 def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float],
                     convention: str, black_border: bool, dtype: torch.dtype,
-                    max_distance: float | None = None) -> None:
-    """The op's argument checks (csrc make_plan), with its messages: ValueError when one fails."""
-    nd = len(spacing)
-    if nd < 1:
+                    max_distance: float | None = None) -> list[tuple[float, ...]]:
+    """The op's argument checks (csrc make_plan), with its messages: ValueError when one fails.
+    Returns the spacing's rows (`spacing_rows`)."""
+    if len(spacing) < 1:
         raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
+    rows = spacing_rows(src, spacing)
+    nd = len(rows[0])
     if src.dim() != nd + 1:
         raise ValueError(f"gpudist: src must be (batch, *spatial) with {nd} spatial dims, "
-                         f"got {src.dim()} dims")
+                         f"got {src.dim()} dims (or one row of spacing per batch item: "
+                         f"B * ndim values)")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError("gpudist: dtype must be float32 or float64")
     if num_classes < 0:
@@ -132,7 +147,8 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
         raise ValueError(f"gpudist: a mask src must be bool, got {src.dtype}")
     if num_classes > 0 and src.dtype not in _LABEL_DTYPES:
         raise ValueError(f"gpudist: labels must be uint8, int32 or int64, got {src.dtype}")
-    check_spacing(spacing, dtype)
+    for r, row in enumerate(rows):
+        check_spacing(row, dtype, f", in row {r}" if len(rows) > 1 else "")
     check_convention(convention)
     two_sided = is_two_sided(convention)
     if black_border and two_sided:
@@ -143,6 +159,7 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
             raise ValueError("gpudist: max_distance must be >= 0")
         if two_sided:
             raise ValueError("gpudist: max_distance applies to the edt conventions only")
+    return rows
 
 
 def _check_variant(src: torch.Tensor, name: str, spacing: Sequence[float],
@@ -196,7 +213,8 @@ def fake_transform(src: torch.Tensor, num_classes: int, spacing: list[float], co
                    black_border: bool, dtype: torch.dtype,
                    max_distance: float | None = None) -> torch.Tensor:
     """The fake kernel of the Python backends' ops (shapes for torch.compile)."""
-    torch._check(src.dim() == len(spacing) + 1, lambda: "src must be (batch, *spatial)")
+    torch._check(src.dim() == len(spacing_rows(src, spacing)[0]) + 1,
+                 lambda: "src must be (batch, *spatial)")
     return src.new_empty(out_sizes(src, num_classes), dtype=dtype)
 
 

@@ -78,20 +78,34 @@ def kernel_source() -> tuple[str, tuple[str, ...]]:
     return "\n".join(inline(name) for name in KERNEL_FILES), NVRTC_OPTIONS
 
 
+def spacing_table(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    """The kernels' per-item spacing table (LineSpacing, csrc/kernels/edt_kernels.cu): per row the
+    nd pass weights (s / scale)^2, then scale (the row's largest) and shift (half its smallest),
+    as the extension's launcher builds it."""
+    return np.array([[(s / max(row)) ** 2 for s in row] + [max(row), 0.5 * min(row)]
+                     for row in rows], dtype=np.float64)
+
+
 def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dtype,
-                num_classes: int, spacing: Sequence[float], convention: str,
+                num_classes: int, rows: Sequence[Sequence[float]], convention: str,
                 black_border: bool, dtype: torch.dtype,
                 generation: int = 1) -> tuple[str, tuple[Any, ...]]:
     """The kernel name and arguments of one launch of the plan, as the extension's launcher
-    passes them (csrc/distance_transform/distance_transform_cuda.cu); `buffers` maps "src",
-    "out", "tmp" and "scratch" to what the kernel gets for them (device pointers or arrays);
-    generation 2: the second generation's kernels (same arguments)."""
-    scale = max(spacing)
-    w = (spacing[launch.axis] / scale) ** 2
+    passes them (csrc/distance_transform/distance_transform_cuda.cu); `rows` the spacing's rows
+    (contract.spacing_rows: one, or one per source item); `buffers` maps "src", "out", "tmp",
+    "scratch" and, with several rows, "rows" (their spacing_table) to what the kernel gets for
+    them (device pointers or arrays); generation 2: the second generation's kernels (same
+    arguments)."""
+    first = rows[0]
+    scale = max(first)
+    w = (first[launch.axis] / scale) ** 2
     fin = (np.int32(convention_code(convention)), np.float64(scale),
-           np.float64(0.5 * min(spacing)))
+           np.float64(0.5 * min(first)))
     common = (np.float64(w), np.int32(is_two_sided(convention)), np.int32(bool(black_border)),
               np.int32(launch.finalize)) + fin
+    spacing = (buffers["rows"] if len(rows) > 1 else np.uint64(0),
+               np.int64(launch.lines // len(rows)), np.int64(len(first) + 2),
+               np.int64(launch.axis))
     geometry = (np.int64(launch.n), np.int64(launch.inner))
     out = OUT_CODES[dtype]
     gen = "2" if generation == 2 else ""
@@ -99,11 +113,11 @@ def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dt
         return (f"gd_first_pass{gen}_{SRC_CODES[src_dtype]}_{out}",
                 (buffers["src"], buffers[launch.dst]) + geometry
                 + (np.int64(launch.outer), np.int64(launch.lines), np.int64(num_classes))
-                + common)
+                + common + spacing)
     return (f"gd_envelope{gen}_{out}",
             (buffers[launch.src], buffers[launch.dst]) + geometry
             + (np.int64(launch.lines), np.int64(launch.slots)) + common
-            + (buffers["scratch"],))
+            + (buffers["scratch"],) + spacing)
 
 
 def variant_kernel_name(op: str, src_dtype: torch.dtype, dtype: torch.dtype) -> str:
@@ -226,7 +240,7 @@ class Launches:
     """The kernel launches of one transform, ready to run (`calls`, one per pass) inside
     `context()` (the device and torch's current stream); `out` is written by the last."""
 
-    def __init__(self, src: torch.Tensor, num_classes: int, spacing: Sequence[float],
+    def __init__(self, src: torch.Tensor, num_classes: int, rows: Sequence[Sequence[float]],
                  convention: str, black_border: bool, dtype: torch.dtype) -> None:
         self.device = src.device
         self.out = torch.empty(out_sizes(src, num_classes), dtype=dtype, device=src.device)
@@ -244,11 +258,13 @@ class Launches:
         if plan.scratch_words:
             self._buffers["scratch"] = torch.empty(plan.scratch_words, dtype=torch.float64,
                                                    device=src.device)
+        if len(rows) > 1:
+            self._buffers["rows"] = torch.from_numpy(spacing_table(rows)).to(src.device)
         with self.context():
             views = {name: _as_cupy(t) for name, t in self._buffers.items()}
             module = _module(src.device.index)
             for launch in plan.passes:
-                name, args = kernel_args(launch, views, src.dtype, num_classes, spacing,
+                name, args = kernel_args(launch, views, src.dtype, num_classes, rows,
                                          convention, black_border, dtype, generation)
                 self.calls.append(functools.partial(module.get_function(name), (launch.blocks,),
                                                     (plan.block,), args))
@@ -274,8 +290,9 @@ def distance_transform_cupy(src: torch.Tensor, num_classes: int, spacing: list[f
                             max_distance: float | None = None) -> torch.Tensor:
     """The op `gpudist::distance_transform` (same contract) run by the NVRTC-compiled kernels;
     max_distance is checked, then unused (every distance is computed)."""
-    check_arguments(src, num_classes, spacing, convention, black_border, dtype, max_distance)
-    launches = Launches(src.contiguous(), num_classes, spacing, convention, black_border, dtype)
+    rows = check_arguments(src, num_classes, spacing, convention, black_border, dtype,
+                           max_distance)
+    launches = Launches(src.contiguous(), num_classes, rows, convention, black_border, dtype)
     with launches.context():
         for call in launches.calls:
             call()

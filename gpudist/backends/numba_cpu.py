@@ -303,27 +303,42 @@ def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[
                              convention: str, black_border: bool, dtype: torch.dtype,
                              max_distance: float | None = None) -> torch.Tensor:
     """The transform, as an op (opaque to torch.compile, like the extension's); max_distance is
-    checked, then unused (every distance is computed)."""
-    check_arguments(src, num_classes, spacing, convention, black_border, dtype, max_distance)
+    checked, then unused (every distance is computed). A per-item spacing runs the passes source
+    item by source item, each with its row."""
+    rows = check_arguments(src, num_classes, spacing, convention, black_border, dtype,
+                           max_distance)
     spatial = tuple(src.shape[1:])
-    items = src.shape[0] * max(num_classes, 1)
-    out = np.empty((items,) + spatial, dtype=np.float64 if dtype == torch.float64 else np.float32)
+    per_src = max(num_classes, 1)  # output items per source item
+    out = np.empty((src.shape[0] * per_src,) + spatial,
+                   dtype=np.float64 if dtype == torch.float64 else np.float32)
     if out.size:
-        scale = max(spacing)
-        w = [(s / scale) ** 2 for s in spacing]
-        two_sided = is_two_sided(convention)
         arr = src.contiguous().numpy()
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8)
-        n_last = spatial[-1]
+        step = 1 if len(rows) > 1 else src.shape[0]  # source items per row
         with _parallel():
-            _first_pass(arr.reshape(src.shape[0], -1, n_last), num_classes,
-                        out.reshape(items, -1, n_last), w[-1], two_sided, black_border)
-            for a in range(len(spatial) - 2, -1, -1):
-                inner = math.prod(spatial[a + 1:])
-                _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
-            _finalize(out.reshape(-1), convention_code(convention), scale, 0.5 * min(spacing))
+            for r, row in enumerate(rows):
+                _transform(arr[r * step:(r + 1) * step], num_classes,
+                           out[r * step * per_src:(r + 1) * step * per_src], row, convention,
+                           black_border)
     return torch.from_numpy(out).reshape(out_sizes(src, num_classes))
+
+
+def _transform(arr: np.ndarray, num_classes: int, out: np.ndarray, spacing: tuple[float, ...],
+               convention: str, black_border: bool) -> None:
+    """The passes over the items of arr (B, *spatial) into out (B * max(num_classes, 1),
+    *spatial), in place, with one spacing."""
+    spatial = arr.shape[1:]
+    scale = max(spacing)
+    w = [(s / scale) ** 2 for s in spacing]
+    two_sided = is_two_sided(convention)
+    n_last = spatial[-1]
+    _first_pass(arr.reshape(arr.shape[0], -1, n_last), num_classes,
+                out.reshape(out.shape[0], -1, n_last), w[-1], two_sided, black_border)
+    for a in range(len(spatial) - 2, -1, -1):
+        inner = math.prod(spatial[a + 1:])
+        _envelope_pass(out.reshape(-1, spatial[a], inner), w[a], two_sided, black_border)
+    _finalize(out.reshape(-1), convention_code(convention), scale, 0.5 * min(spacing))
 
 
 distance_transform_numba.register_fake(fake_transform)

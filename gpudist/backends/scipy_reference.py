@@ -54,7 +54,8 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
                        max_distance: float | None = None) -> torch.Tensor:
     """The backend contract (see `contract`), on any device, through the CPU; every distance is
     computed, which the work bound max_distance allows."""
-    check_arguments(src, num_classes, spacing, convention, black_border, dtype, max_distance)
+    rows = check_arguments(src, num_classes, spacing, convention, black_border, dtype,
+                           max_distance)
     arr = src.detach().cpu().numpy()
     if num_classes:
         classes = np.arange(num_classes).reshape((1, num_classes) + (1,) * (arr.ndim - 1))
@@ -65,8 +66,9 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
     flat = masks.reshape((math.prod(masks.shape[:masks.ndim - len(spatial)]),) + spatial)
     out = np.empty(flat.shape)
     if flat.size:
+        per_row = len(flat) // len(rows)  # the items of one row's source items
         for i, mask in enumerate(flat):
-            out[i] = _one(mask, tuple(spacing), convention, black_border)
+            out[i] = _one(mask, rows[i // per_row], convention, black_border)
     return torch.from_numpy(out.reshape(masks.shape)).to(device=src.device, dtype=dtype)
 
 

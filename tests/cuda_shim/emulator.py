@@ -186,10 +186,13 @@ def transform_script(src: torch.Tensor, num_classes: int, spacing: Sequence[floa
                "out": script.buffer("out", nbytes=nbytes),
                "tmp": script.buffer("tmp", nbytes=nbytes),
                "scratch": script.buffer("scratch", nbytes=8 * max(plan.scratch_words, 1))}
+    rows = contract.spacing_rows(src, spacing)
+    if len(rows) > 1:
+        buffers["rows"] = script.buffer("rows", cupy_nvrtc.spacing_table(rows))
     if model_l2 is not None:
         script.model(model_l2)
     for i, launch in enumerate(plan.passes):
-        name, args = cupy_nvrtc.kernel_args(launch, buffers, src.dtype, num_classes, spacing,
+        name, args = cupy_nvrtc.kernel_args(launch, buffers, src.dtype, num_classes, rows,
                                             convention, black_border, dtype, generation)
         script.launch(name, (launch.blocks,), plan.block, args, seed + i)
     script.dump("out", out_dtype, sizes)
