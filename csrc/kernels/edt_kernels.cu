@@ -57,7 +57,7 @@ __device__ void first_pass(const L* src, T* out, index_t n, index_t inner, index
     const index_t fg = classes ? item % classes : 1;
     const L* s = src + src_r * n * inner + j;
     T* o = out + r * n * inner + j;
-    if (finalize)
+    if (finalize)  // two calls, so that each inlines with a known `fin` (no stack copy of it)
       first_pass_line(s, inner, fg, o, inner, n, w, two_sided != 0, black_border != 0, &fin);
     else
       first_pass_line(s, inner, fg, o, inner, n, w, two_sided != 0, black_border != 0, nullptr);
@@ -114,7 +114,7 @@ __device__ void first_pass2(const L* src, T* out, index_t n, index_t outer, inde
     const index_t item = line / outer;
     const index_t src_r = classes ? (item / classes) * outer + line % outer : line;
     const index_t fg = classes ? item % classes : 1;
-    if (finalize)
+    if (finalize)  // two calls, so that each inlines with a known `fin` (no stack copy of it)
       first_pass_warp(src + src_r * n, fg, out + line * n, n, w, two_sided != 0,
                       black_border != 0, &fin, lane);
     else
