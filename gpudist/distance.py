@@ -6,9 +6,8 @@ Conventions shared by every function here:
   transformed on its own (scipy would treat a stacked array as one volume).
 - `spacing` (alias `sampling`, scipy's name) is the physical size of a voxel: one positive
   finite number, or one per spatial axis; or one per batch item: a (B, ndim) tensor or array (B
-  the number of items) or a sequence of B tuples. The transforms and signed maps take a per-item
-  spacing in the same single pass over the batch as a shared one; `edt` with `metric`,
-  `multilabel` or `return_indices` groups the items by equal spacing, one transform per group.
+  the number of items) or a sequence of B tuples. Every transform takes a per-item spacing in
+  the same single pass over the batch as a shared one.
 - Distances are Euclidean between voxel centres, in the units of `spacing`, exact: equal to
   scipy.ndimage.distance_transform_edt in float64, to the precision of the output dtype.
 - Outputs are float32 (float64 when the input is float64, or with `dtype=`), contiguous, on the
@@ -52,44 +51,26 @@ Array = Any  # torch.Tensor or numpy.ndarray
 Spacing = "tuple[float, ...] | list[tuple[float, ...]]"  # one for all items, or one per item
 
 
+def _flat(spacing: Spacing, nd: int) -> list[float]:
+    """A backend's `spacing`: a tuple's values, or a list of B tuples (one per item) flat, B * nd
+    values row-major (one row when they are all equal; nd ones for an empty batch)."""
+    if isinstance(spacing, tuple):
+        return list(spacing)
+    if not spacing:  # an empty batch
+        return [1.0] * nd
+    if len(set(spacing)) == 1:
+        return list(spacing[0])
+    return [s for row in spacing for s in row]
+
+
 def _run(src: torch.Tensor, num_classes: int, spacing: Spacing, convention: str,
          black_border: bool, dtype: torch.dtype, backend: str | None,
          max_distance: float | None = None) -> torch.Tensor:
     """The backend's transform of src (B, *spatial) in one call; `spacing` a tuple, or a list of
-    B tuples (one per item), which the backends take flat (the op's B * ndim values)."""
+    B tuples (one per item)."""
     fn = resolve(backend, src.device)
-    if isinstance(spacing, tuple):
-        flat = list(spacing)
-    elif len(set(spacing)) == 1:
-        flat = list(spacing[0])
-    elif spacing:
-        flat = [s for row in spacing for s in row]
-    else:  # an empty batch
-        flat = [1.0] * (src.dim() - 1)
-    return fn(src, num_classes, flat, convention, black_border, dtype, max_distance)
-
-
-def _per_spacing(transform: Any, src: torch.Tensor, spacing: Spacing) -> Any:
-    """transform(src, spacing) (a tensor or a tuple of tensors, batch first) for one spacing
-    tuple; for a list of B tuples (one per item), one transform per distinct spacing, of the
-    items that have it, gathered."""
-    if isinstance(spacing, tuple):
-        return transform(src, spacing)
-    groups: dict[tuple[float, ...], list[int]] = {}
-    for i, row in enumerate(spacing):
-        groups.setdefault(row, []).append(i)
-    if len(groups) == 1:
-        return transform(src, spacing[0])
-    outs: tuple[torch.Tensor, ...] = ()
-    for row, items in groups.items():
-        index = torch.tensor(items, device=src.device)
-        part = transform(src[index].contiguous(), row)
-        parts = part if isinstance(part, tuple) else (part,)
-        if not outs:
-            outs = tuple(p.new_empty((src.shape[0],) + tuple(p.shape[1:])) for p in parts)
-        for out, p in zip(outs, parts):
-            out[index] = p
-    return outs if isinstance(part, tuple) else outs[0]
+    return fn(src, num_classes, _flat(spacing, src.dim() - 1), convention, black_border, dtype,
+              max_distance)
 
 
 def _repeat_rows(spacing: Spacing, times: int) -> Spacing:
@@ -176,19 +157,17 @@ def edt(mask: Array, spacing: Any = None, *, ndim: int | None = None, squared: b
                          "(a feature is an element of the array, as in scipy)")
     if metric != "euclidean":
         fn = resolve_variant("metric_transform", backend, x.device)
-        out = _per_spacing(lambda s, row: fn(s, row, metric, bool(black_border), out_dtype),
-                           _batched_mask(x, nd, out_dtype), sp)
+        out = fn(_batched_mask(x, nd, out_dtype), _flat(sp, nd), metric, bool(black_border),
+                 out_dtype)
     elif multilabel:
         if x.dtype != torch.bool:
             check_integer_dtype(x, "mask (multilabel=True: integer labels)")
         src = index_labels(x).reshape((batch,) + tuple(x.shape[x.dim() - nd:])).contiguous()
         fn = resolve_variant("multilabel_edt", backend, x.device)
-        out = _per_spacing(lambda s, row: fn(s, row, bool(black_border), bool(squared),
-                                             out_dtype), src, sp)
+        out = fn(src, _flat(sp, nd), bool(black_border), bool(squared), out_dtype)
     elif return_indices:
         fn = resolve_variant("feature_transform", backend, x.device)
-        out, flat = _per_spacing(lambda s, row: fn(s, row, out_dtype),
-                                 _batched_mask(x, nd, out_dtype), sp)
+        out, flat = fn(_batched_mask(x, nd, out_dtype), _flat(sp, nd), out_dtype)
         return back(out.reshape(x.shape)), back(_unravel(flat, x.shape, nd))
     else:
         out = _run(_batched_mask(x, nd, out_dtype), 0, sp, "edt_squared" if squared else "edt",

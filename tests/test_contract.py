@@ -10,9 +10,18 @@ import numpy as np
 import pytest
 import torch
 
-from common import Target, assert_close_map, kervadec_phi, scipy_edt, targets
+from common import (
+    Target,
+    assert_close_map,
+    assert_matches,
+    brute_force_metric,
+    kervadec_phi,
+    multilabel_reference,
+    scipy_edt,
+    targets,
+)
 from gpudist import backends
-from gpudist.backends import contract, scipy_reference
+from gpudist.backends import contract, registry, scipy_reference
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CSRC = os.path.join(ROOT, "csrc")
@@ -126,6 +135,73 @@ def test_every_backend_takes_a_spacing_row_per_item(num_classes, convention, sha
         fn = backends.resolve(target.backend, torch.device(target.device))
         out = fn(target.put(src), num_classes, flat, convention, False, torch.float64)
         assert_close_map(out, expected.numpy())
+
+
+# The variant ops (multilabel_edt, metric_transform, feature_transform): their arguments after
+# (src, spacing), and the checks they share (csrc variant_args.h), each with the op's message.
+VARIANT_REST = {"multilabel_edt": (False, False), "metric_transform": ("taxicab", False),
+                "feature_transform": ()}
+VARIANT_BAD = [  # (spacing, dtype, the message)
+    ([], torch.float32, "spacing must have one value per spatial axis (>= 1)"),
+    ([1.0], torch.float32, "{name} must be (batch, *spatial) with 1 spatial dims, got 3 dims "
+     "(or one row of spacing per batch item: B * ndim values)"),
+    ([1.0, 2.0], torch.int32, "dtype must be float32 or float64"),
+    ([1.0, -1.0], torch.float32, "spacing must be positive and finite"),
+    ([1.0, 2.0, float("nan"), 1.0], torch.float32, "spacing must be positive and finite, in row 1"),
+]
+
+
+@pytest.mark.parametrize("op", list(VARIANT_REST))
+@pytest.mark.parametrize("spacing,dtype,message", VARIANT_BAD, ids=[m for *_, m in VARIANT_BAD])
+def test_every_variant_backend_rejects_bad_arguments_with_the_ops_message(op, spacing, dtype,
+                                                                          message):
+    name = "labels" if op == "multilabel_edt" else "src"
+    seen = {}
+    for target in _every_backend():
+        fn = registry.resolve_variant(op, target.backend, torch.device(target.device))
+        with pytest.raises(ValueError) as info:
+            fn(MASK.to(target.device), spacing, *VARIANT_REST[op], dtype)
+        seen[str(target)] = str(info.value).splitlines()[0]
+    expected = "gpudist: " + message.format(name=name)
+    assert all(m == expected for m in seen.values()), seen
+
+
+@pytest.mark.parametrize("op", list(VARIANT_REST))
+@pytest.mark.parametrize("shape", [(3, 9, 14), (4, 5, 6, 7), (3, 40)], ids=str)
+def test_every_variant_backend_takes_a_spacing_row_per_item(op, shape):
+    """B * ndim spacing values in the variant ops: item b transformed with row b, in one call,
+    rows of very different scales included. The scipy reference's metrics need isotropic rows,
+    so those rows are isotropic there and anisotropic elsewhere."""
+    rng = np.random.default_rng(len(shape) + len(op))
+    b, nd = shape[0], len(shape) - 1
+    mask = rng.random(shape) < 0.7
+    for target in _every_backend():
+        isotropic = op == "metric_transform" and target.backend == "scipy"
+        rows = [tuple(rng.uniform(0.2, 3.0, 1 if isotropic else nd)) * (nd if isotropic else 1)
+                for _ in range(b)]
+        rows[-1] = tuple(1e4 * s for s in rows[-1])
+        flat = [s for row in rows for s in row]
+        fn = registry.resolve_variant(op, target.backend, torch.device(target.device))
+        if op == "multilabel_edt":
+            labels = rng.integers(0, 3, shape)
+            out = fn(target.put(torch.from_numpy(labels)), flat, False, False, torch.float64)
+            expected = [multilabel_reference(labels[i], rows[i], False) for i in range(b)]
+        elif op == "metric_transform":
+            out = fn(target.put(torch.from_numpy(mask)), flat, "chessboard", False, torch.float64)
+            expected = [brute_force_metric(mask[i], rows[i], "chessboard", False)
+                        for i in range(b)]
+        else:
+            out, feat = fn(target.put(torch.from_numpy(mask)), flat, torch.float64)
+            expected = [scipy_edt(mask[i], rows[i]) for i in range(b)]
+            # each item's features point at a zero at its distance, in its own units
+            for i in range(b):
+                coords = np.stack(np.unravel_index(feat[i].cpu().numpy(), shape[1:]))
+                grid = np.stack(np.indices(shape[1:]))
+                h = np.asarray(rows[i]).reshape((nd,) + (1,) * nd)
+                np.testing.assert_allclose(np.sqrt((((coords - grid) * h) ** 2).sum(0)),
+                                           expected[i], rtol=1e-12)
+        for i in range(b):
+            assert_matches(out[i], expected[i], rtol=1e-12)
 
 
 def test_max_distance_bounds_each_item_in_its_own_units():

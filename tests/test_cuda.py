@@ -145,10 +145,12 @@ def test_non_default_stream(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_variants(backend):
+@pytest.mark.parametrize("per_item", [False, True], ids=["shared", "per_item"])
+def test_variants(backend, per_item):
     """multilabel=True, metric= and return_indices=True on CUDA (allocator poisoned first) equal
     the CPU extension's (which the peer tests check against edt, scipy and brute force), on
-    volumes with more lines than a round of threads; indices point at a nearest zero."""
+    volumes with more lines than a round of threads; indices point at a nearest zero. per_item:
+    a spacing row per item (the kernels' table)."""
     if backend == "extension" and not extension.has_cuda_kernels():
         pytest.skip("gpudist._C was built without CUDA kernels")
     if backend == "cupy" and not HAS_CUPY:
@@ -157,7 +159,8 @@ def test_variants(backend):
     labels = torch.randint(0, 4, (3, 40, 70, 50), generator=g)
     labels = labels[:, :, :, torch.arange(50) // 5]  # runs of a label, as in a segmentation
     mask = torch.rand((3, 40, 70, 50), generator=g) < 0.9
-    spacing = [1.5, 0.6, 1.1]
+    spacing = ([[1.5, 0.6, 1.1], [0.3, 0.3, 2.0], [700.0, 90.0, 100.0]] if per_item
+               else [1.5, 0.6, 1.1])
     for dtype in (torch.float32, torch.float64):
         tol = 1e-6 if dtype == torch.float32 else 1e-12
         for label_dtype in (torch.uint8, torch.int32, torch.int64):
@@ -185,7 +188,7 @@ def test_variants(backend):
         idx = idx.cpu()
         items = torch.arange(3).view(3, 1, 1, 1).expand_as(mask)
         assert not mask[items, idx[:, 0], idx[:, 1], idx[:, 2]].any()  # zeros
-        h = torch.tensor(spacing, dtype=torch.float64).view(1, 3, 1, 1, 1)
+        h = torch.tensor(spacing, dtype=torch.float64).view(-1, 3, 1, 1, 1)
         grid = torch.stack(torch.meshgrid(*[torch.arange(n) for n in mask.shape[1:]],
                                           indexing="ij"))
         at = (((idx - grid) * h) ** 2).sum(1).sqrt()

@@ -178,6 +178,31 @@ def test_variants_squared_and_scratch_rounds(exe):
         torch.testing.assert_close(got["out"], ref, rtol=0, atol=0)
 
 
+def test_variants_spacing_row_per_item(exe):
+    """B * ndim spacing values in every variant (each line reads its item's row from the table,
+    the features' finalize each value's): bit-equal to the CPU ops, which take the same rows
+    (tests/test_contract.py checks those per item against the references), with and without
+    scratch rounds that mix the items' lines."""
+    rng = np.random.default_rng(12)
+    labels = torch.from_numpy(rng.integers(0, 3, (3, 30, 41))).to(torch.int32)
+    mask = labels != 0
+    spacing = (1.7, 0.6, 0.3, 0.3, 800.0, 90.0)
+    small = 4 * 32 * 4 * 43 * 8  # rounds of 32 threads
+    for free in (None, small):
+        got = emulator.run_variant(exe, "multilabel", labels, spacing, True, torch.float64,
+                                   10**6, free)["out"]
+        ref = extension.multilabel_edt(labels, spacing, True, False, torch.float64)
+        torch.testing.assert_close(got, ref, rtol=0, atol=0)
+        for op in ("taxicab", "chessboard", "features"):
+            got = emulator.run_variant(exe, op, mask, spacing, False, torch.float32, 10**6, free)
+            if op == "features":
+                ref, feat = extension.feature_transform(mask, spacing, torch.float32)
+                torch.testing.assert_close(got["feat"], feat, rtol=0, atol=0)
+            else:
+                ref = extension.metric_transform(mask, spacing, op, False, torch.float32)
+            torch.testing.assert_close(got["out"], ref, rtol=0, atol=0)
+
+
 def test_emulator_exchanges(exe):
     """Shared memory, barriers and every warp exchange against numpy, in 3 blocks of 128."""
     values = np.random.default_rng(0).integers(0, 100, 384).astype(np.int32)

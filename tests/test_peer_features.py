@@ -139,6 +139,35 @@ def test_per_item_spacing_is_one_backend_call(monkeypatch):
     assert_close_map(oh, labels)
 
 
+@pytest.mark.parametrize("variant", [dict(metric="taxicab"), dict(multilabel=True),
+                                     dict(return_indices=True)], ids=str)
+def test_per_item_spacing_is_one_variant_call(monkeypatch, variant):
+    """edt's variants take a (B, ndim) spacing of distinct rows in one backend call too, as
+    B * ndim values, each item with its row."""
+    from gpudist import distance
+
+    calls = []
+    resolve_variant = distance.resolve_variant
+
+    def counting(op, backend, device):
+        fn = resolve_variant(op, backend, device)
+        return lambda src, spacing, *rest: calls.append(len(spacing)) or fn(src, spacing, *rest)
+
+    monkeypatch.setattr(distance, "resolve_variant", counting)
+    rng = np.random.default_rng(5)
+    mask = rng.random((3, 7, 6)) < 0.6
+    rows = rng.uniform(0.2, 3.0, (3, 2))
+    out = gpudist.edt(mask, rows, ndim=2, dtype=torch.float64, **variant)
+    assert calls == [6]
+    for i, row in enumerate(rows):
+        one = gpudist.edt(mask[i], tuple(row), dtype=torch.float64, **variant)
+        if isinstance(out, tuple):
+            for a, b in zip(out, one):
+                np.testing.assert_array_equal(a[i], b)
+        else:
+            np.testing.assert_array_equal(out[i], one)
+
+
 def test_per_item_spacing_bad_shapes():
     mask = torch.ones(2, 4, 4)
     with pytest.raises(ValueError, match="B = 2 rows, got 3"):

@@ -4,7 +4,8 @@
 //   multilabel_edt(labels, spacing, black_border, squared, dtype) -> out
 //
 //   labels:       (B, *spatial) bool / uint8 / int32 / int64 labels; 0 is the background.
-//   spacing:      one positive finite value per spatial axis.
+//   spacing:      one positive finite value per spatial axis, or one such row per item (B * nd
+//                 values, row-major).
 //   black_border: the outside of the array is background.
 //   squared:      squared distances.
 //   out:          (B, *spatial) of dtype (float32 / float64): the distance from each element of a
@@ -12,7 +13,6 @@
 //                 item of one nonzero label without black_border.
 //
 // One line at a time, in place, with the per-line functions of kernels/edt_multilabel.cuh.
-#include <ATen/Parallel.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -26,50 +26,37 @@ namespace gpudist {
 namespace {
 
 template <typename L, typename T>
-void multilabel_passes(const L* labels, T* out, const std::vector<index_t>& shape, index_t items,
-                       const std::vector<double>& w, bool black_border, const Finalize& fin) {
-  const int nd = static_cast<int>(shape.size());
-  index_t volume = 1;
-  for (index_t s : shape) volume *= s;
-  for (int a = 0; a < nd; ++a) {
-    const index_t n = shape[a];
-    index_t inner = 1;
-    for (int b = a + 1; b < nd; ++b) inner *= shape[b];
-    const index_t lines = items * (volume / n);
-    const Finalize* last = a + 1 == nd ? &fin : nullptr;
-    at::parallel_for(0, lines, std::max<index_t>(1, 4096 / n), [&](index_t begin, index_t end) {
-      std::vector<double> f(n + 2), z(n + 2);
-      std::vector<index_t> v(n + 2);
-      for (index_t l = begin; l < end; ++l) {
-        const index_t row = l / inner, j = l % inner;  // row: (item, position before axis a)
-        const index_t base = row * n * inner + j;
-        if (a == 0)
-          multilabel_first_pass_line(labels + base, inner, out + base, inner, n, w[a],
-                                     black_border, last);
-        else
-          multilabel_envelope_line(labels + base, inner, out + base, inner, out + base, inner, n,
-                                   w[a], black_border, f.data(), v.data(), z.data(), 1, last);
-      }
-    });
-  }
+void multilabel_passes(const L* labels, T* out, const VariantArgs& args, index_t items,
+                       bool black_border, int convention) {
+  cpu_variant_passes(args, items, 2, [&](const PassLine& p, LineScratch& scratch) {
+    const double w = args.weights(p.item)[p.a];
+    const Finalize fin{convention, args.scale_of(p.item), 0.0};
+    const Finalize* last = p.last ? &fin : nullptr;
+    T* line = out + p.at;
+    if (p.a == 0)
+      multilabel_first_pass_line(labels + p.at, p.inner, line, p.inner, p.n, w, black_border,
+                                 last);
+    else
+      multilabel_envelope_line(labels + p.at, p.inner, line, p.inner, line, p.inner, p.n, w,
+                               black_border, scratch.doubles(0), scratch.indices(0),
+                               scratch.doubles(1), 1, last);
+  });
 }
 
 at::Tensor multilabel_edt_cpu(const at::Tensor& labels_any, at::ArrayRef<double> spacing,
                               bool black_border, bool squared, at::ScalarType dtype) {
   const VariantArgs args = variant_args(labels_any, "labels", spacing, dtype);
-  const std::vector<index_t>& shape = args.shape;
-  const std::vector<double>& w = args.w;
-  const double scale = args.scale;
   check_labels(labels_any);
   const at::Tensor labels = labels_any.contiguous();
   at::Tensor out = at::empty(labels.sizes(), labels.options().dtype(dtype));
   if (out.numel() == 0) return out;
-  const Finalize fin{squared ? kEdtSquared : kEdt, scale, 0.0};
+  const int convention = squared ? kEdtSquared : kEdt;
   with_src_data(labels, [&](auto* s) {
     if (dtype == at::kFloat)
-      multilabel_passes(s, out.data_ptr<float>(), shape, labels.size(0), w, black_border, fin);
+      multilabel_passes(s, out.data_ptr<float>(), args, labels.size(0), black_border, convention);
     else
-      multilabel_passes(s, out.data_ptr<double>(), shape, labels.size(0), w, black_border, fin);
+      multilabel_passes(s, out.data_ptr<double>(), args, labels.size(0), black_border,
+                        convention);
   });
   return out;
 }

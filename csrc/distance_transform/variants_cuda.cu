@@ -48,17 +48,38 @@ at::Tensor scratch_for(const CudaPlan& plan, const at::Tensor& like) {
   return at::empty({plan.scratch_words}, like.options().dtype(at::kDouble));
 }
 
+// The kernels' per-item spacing table (LineSpacing, kernels/edt_line.cuh) on like's device, or
+// an undefined tensor for a shared spacing (no table: no host-to-device copy).
+at::Tensor table_for(const VariantArgs& args, bool raw, const at::Tensor& like) {
+  if (args.rows == 1) return at::Tensor();
+  return at::tensor(args.table(raw), at::dtype(at::kDouble)).to(like.device());
+}
+
+// LineSpacing's kernel arguments for the lines of pass l (row_lines: one item's lines).
+struct SpacingArgs {
+  const double* rows;
+  long long row_lines, row_stride, axis;
+};
+SpacingArgs spacing_args(const at::Tensor& table, const VariantArgs& args, index_t lines,
+                         index_t axis) {
+  const double* rows = table.defined() ? table.const_data_ptr<double>() : nullptr;
+  return {rows, lines / args.rows, static_cast<long long>(args.shape.size()) + 2, axis};
+}
+
 template <typename T, typename L>
 void run_multilabel(const L* labels, at::Tensor& out, const VariantArgs& args, bool black_border,
                     int convention) {
   const auto kernel = multilabel_kernel(labels, static_cast<T*>(nullptr));
   const CudaPlan plan = plan_for(out, kVariantMultilabel, kernel);
   const at::Tensor scratch = scratch_for(plan, out);
+  const at::Tensor table = table_for(args, false, out);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   for (const PassLaunch& l : plan.passes) {
+    const SpacingArgs sp = spacing_args(table, args, l.lines, l.axis);
     kernel<<<unsigned(l.blocks), unsigned(plan.block), 0, stream>>>(
         labels, out.data_ptr<T>(), l.n, l.inner, l.lines, l.slots, args.w[l.axis], black_border,
-        l.axis == 0, l.finalize, convention, args.scale, scratch.data_ptr<double>());
+        l.axis == 0, l.finalize, convention, args.scales[0], scratch.data_ptr<double>(), sp.rows,
+        sp.row_lines, sp.row_stride, sp.axis);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }
@@ -82,17 +103,20 @@ at::Tensor multilabel_edt_cuda(const at::Tensor& labels_any, at::ArrayRef<double
 }
 
 template <typename T>
-void run_metric(const uint8_t* src, at::Tensor& out, at::ArrayRef<double> spacing, int metric,
+void run_metric(const uint8_t* src, at::Tensor& out, const VariantArgs& args, int metric,
                 bool black_border) {
   const auto kernel = metric_kernel(static_cast<T*>(nullptr));
   const CudaPlan plan =
       plan_for(out, metric == kTaxicab ? kVariantTaxicab : kVariantChessboard, kernel);
   const at::Tensor scratch = scratch_for(plan, out);
+  const at::Tensor table = table_for(args, true, out);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   for (const PassLaunch& l : plan.passes) {
+    const SpacingArgs sp = spacing_args(table, args, l.lines, l.axis);
     kernel<<<unsigned(l.blocks), unsigned(plan.block), 0, stream>>>(
-        src, out.data_ptr<T>(), l.n, l.inner, l.lines, l.slots, spacing[l.axis], metric,
-        black_border, l.axis == 0, scratch.data_ptr<double>());
+        src, out.data_ptr<T>(), l.n, l.inner, l.lines, l.slots, args.spacing[l.axis], metric,
+        black_border, l.axis == 0, scratch.data_ptr<double>(), sp.rows, sp.row_lines,
+        sp.row_stride, sp.axis);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
 }
@@ -100,7 +124,7 @@ void run_metric(const uint8_t* src, at::Tensor& out, at::ArrayRef<double> spacin
 at::Tensor metric_transform_cuda(const at::Tensor& src_any, at::ArrayRef<double> spacing,
                                  const std::string& metric, bool black_border,
                                  at::ScalarType dtype) {
-  variant_args(src_any, "src", spacing, dtype);
+  const VariantArgs args = variant_args(src_any, "src", spacing, dtype);
   check_mask(src_any);
   const int code = metric_code(metric);
   const c10::cuda::CUDAGuard guard(src_any.device());
@@ -109,9 +133,9 @@ at::Tensor metric_transform_cuda(const at::Tensor& src_any, at::ArrayRef<double>
   if (out.numel() == 0) return out;
   const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());
   if (dtype == at::kFloat)
-    run_metric<float>(s, out, spacing, code, black_border);
+    run_metric<float>(s, out, args, code, black_border);
   else
-    run_metric<double>(s, out, spacing, code, black_border);
+    run_metric<double>(s, out, args, code, black_border);
   return out;
 }
 
@@ -120,19 +144,23 @@ void run_features(const uint8_t* src, at::Tensor& out, at::Tensor& feat, const V
   const auto kernel = features_kernel(static_cast<T*>(nullptr));
   const CudaPlan plan = plan_for(out, kVariantFeatures, kernel);
   const at::Tensor scratch = scratch_for(plan, out);
+  const at::Tensor table = table_for(args, false, out);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   auto* fp = reinterpret_cast<long long*>(feat.data_ptr<int64_t>());
   for (const PassLaunch& l : plan.passes) {
+    const SpacingArgs sp = spacing_args(table, args, l.lines, l.axis);
     kernel<<<unsigned(l.blocks), unsigned(plan.block), 0, stream>>>(
         src, out.data_ptr<T>(), fp, l.n, l.inner, l.outer, l.lines, l.slots, args.w[l.axis],
-        l.axis == 0, scratch.data_ptr<double>());
+        l.axis == 0, scratch.data_ptr<double>(), sp.rows, sp.row_lines, sp.row_stride, sp.axis);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }
   const index_t count = out.numel();
   const index_t blocks = std::min<index_t>((count + kCudaBlock - 1) / kCudaBlock, 65536);
+  const SpacingArgs sp = spacing_args(table, args, count, 0);  // row_lines: one item's values
   finalize_kernel(static_cast<T*>(nullptr))<<<unsigned(blocks), unsigned(kCudaBlock), 0,
                                                  stream>>>(out.data_ptr<T>(), count, kEdt,
-                                                           args.scale, 0.0);
+                                                           args.scales[0], 0.0, sp.rows,
+                                                           sp.row_lines, sp.row_stride, sp.axis);
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

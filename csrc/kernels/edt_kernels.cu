@@ -21,22 +21,6 @@
 
 namespace gpudist {
 
-// The spacing of the lines of one pass: the launch's w and fin when `rows` is null (one spacing
-// for the whole batch), else those of spacing row line / row_lines (row_lines: the pass's lines
-// of one source item), read from `rows`, row_stride = nd + 2 doubles per row: the nd pass
-// weights, then scale and shift.
-struct LineSpacing {
-  const double* rows;
-  index_t row_lines, row_stride, axis;
-  __device__ void of(index_t line, double& w, Finalize& fin) const {
-    if (rows == nullptr) return;
-    const double* r = rows + (line / row_lines) * row_stride;
-    w = r[axis];
-    fin.scale = r[row_stride - 2];
-    fin.shift = r[row_stride - 1];
-  }
-};
-
 // Pass 1 over `lines` lines of out, whose rows are r = item * outer + o. Label maps (classes > 0):
 // item reads src row (item / classes) * outer + o with fg = item % classes; masks (read as bytes)
 // read src row r with fg = 1.
@@ -166,10 +150,7 @@ __device__ void envelope_pass2(const T* in, T* out, index_t n, index_t inner, in
 
 // Explicit instantiations under plain C names (NVRTC looks them up as written): src type
 // u8 (also bool masks) / i32 / i64, output f32 / f64. The last four arguments are LineSpacing's
-// (rows null: w, scale and shift hold for every line).
-#define GD_SPACING_ARGS \
-  const double *rows, long long row_lines, long long row_stride, long long axis
-#define GD_SPACING gpudist::LineSpacing{rows, row_lines, row_stride, axis}
+// (edt_line.cuh; rows null: w, scale and shift hold for every line).
 
 #define GD_FIRST_PASS(NAME, L, T)                                                              \
   extern "C" __global__ void NAME(const L* src, T* out, long long n, long long inner,           \
@@ -229,5 +210,3 @@ GD_FIRST_PASS2(gd_first_pass2_i64_f64, long long, double)
 GD_ENVELOPE2(gd_envelope2_f32, float)
 GD_ENVELOPE2(gd_envelope2_f64, double)
 #undef GD_ENVELOPE2
-#undef GD_SPACING
-#undef GD_SPACING_ARGS

@@ -76,6 +76,30 @@ struct Finalize {
   double shift;  // kSdf only: half a voxel, in physical units
 };
 
+// The spacing of the lines of one CUDA pass (kernels/edt_kernels.cu, edt_variant_kernels.cu): the
+// launch's own value and fin when `rows` is null (one spacing for the whole batch), else those of
+// spacing row line / row_lines (row_lines: the pass's lines of one source item), read from `rows`,
+// row_stride = nd + 2 doubles per row: nd per-axis values (the pass weights; the metric
+// transform's spacing itself), then scale and shift. Built by the launchers
+// (csrc/distance_transform/distance_transform_cuda.cu, variants_cuda.cu) and by
+// gpudist/backends/cupy_nvrtc.py's spacing_table.
+struct LineSpacing {
+  const double* rows;
+  index_t row_lines, row_stride, axis;
+  GD_HD void of(index_t line, double& value, Finalize& fin) const {
+    if (rows == nullptr) return;
+    const double* r = rows + (line / row_lines) * row_stride;
+    value = r[axis];
+    fin.scale = r[row_stride - 2];
+    fin.shift = r[row_stride - 1];
+  }
+};
+
+// A kernel's last four arguments, LineSpacing's, and the LineSpacing they make.
+#define GD_SPACING_ARGS \
+  const double *rows, long long row_lines, long long row_stride, long long axis
+#define GD_SPACING gpudist::LineSpacing{rows, row_lines, row_stride, axis}
+
 #if defined(__CUDACC_RTC__)  // NVRTC has no __builtin_huge_val
 GD_HD double inf_value() { return __longlong_as_double(0x7ff0000000000000LL); }
 #else

@@ -12,6 +12,10 @@
 // 1 .. nd-1, in the order of the CPU ops. The plan (which threads work, how much scratch) is
 // cuda_variant_plan() of csrc/distance_transform/cuda_plan.h.
 //
+// Spacing: every kernel takes LineSpacing's arguments last (edt_line.cuh): with a null table the
+// launch's w (h for the metrics) and scale hold for every line, else each line reads its item's
+// row (nd per-axis values, scale, shift).
+//
 // Scratch: variant_words(op, n) 8-byte words per working thread (cuda_plan.h): arrays of
 // n + 2 values, value i of array a of thread t at [(a * (n + 2) + i) * slots + t], so that a
 // warp's scratch accesses coalesce.
@@ -36,13 +40,16 @@ __device__ __forceinline__ S* scratch_array(double* scratch, int a, index_t n, i
 // envelope pass otherwise; the last finalizes (kEdt or kEdtSquared, scale).
 template <typename L, typename T>
 __device__ void multilabel_pass(const L* labels, T* out, index_t n, index_t inner, index_t lines,
-                                index_t slots, double w, int black_border, int first,
-                                int finalize, int convention, double scale, double* scratch) {
-  const Finalize fin{convention, scale, 0.0};
-  const Finalize* last = finalize ? &fin : nullptr;
+                                index_t slots, double w_all, int black_border, int first,
+                                int finalize, int convention, double scale, double* scratch,
+                                LineSpacing spacing) {
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= slots) return;
   for (index_t line = t; line < lines; line += slots) {
+    double w = w_all;
+    Finalize fin{convention, scale, 0.0};
+    spacing.of(line, w, fin);
+    const Finalize* last = finalize ? &fin : nullptr;
     const index_t base = variant_line_base(line, n, inner);
     if (first)
       multilabel_first_pass_line(labels + base, inner, out + base, inner, n, w, black_border != 0,
@@ -59,11 +66,14 @@ __device__ void multilabel_pass(const L* labels, T* out, index_t n, index_t inne
 // the pass's axis, on bool masks read as bytes.
 template <typename T>
 __device__ void metric_pass(const unsigned char* src, T* out, index_t n, index_t inner,
-                            index_t lines, index_t slots, double h, int metric, int black_border,
-                            int first, double* scratch) {
+                            index_t lines, index_t slots, double h_all, int metric,
+                            int black_border, int first, double* scratch, LineSpacing spacing) {
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= slots) return;
   for (index_t line = t; line < lines; line += slots) {
+    double h = h_all;
+    Finalize unused{0, 0.0, 0.0};
+    spacing.of(line, h, unused);
     const index_t base = variant_line_base(line, n, inner);
     if (first)
       metric_first_pass_line(src + base, inner, out + base, inner, n, h, black_border != 0);
@@ -83,11 +93,14 @@ __device__ void metric_pass(const unsigned char* src, T* out, index_t n, index_t
 template <typename T>
 __device__ void feature_pass(const unsigned char* src, T* out, long long* feat, index_t n,
                              index_t inner, index_t outer, index_t lines, index_t slots,
-                             double w, int first, double* scratch) {
+                             double w_all, int first, double* scratch, LineSpacing spacing) {
   const index_t t = index_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (t >= slots) return;
   const index_t volume = outer * inner * n;
   for (index_t line = t; line < lines; line += slots) {
+    double w = w_all;
+    Finalize unused{0, 0.0, 0.0};
+    spacing.of(line, w, unused);
     const index_t at = variant_line_base(line, n, inner);
     const index_t base = at - (line / (outer * inner)) * volume;  // within the item
     if (first)
@@ -101,27 +114,31 @@ __device__ void feature_pass(const unsigned char* src, T* out, long long* feat, 
   }
 }
 
-// finalize() of `count` stored values in place, grid-stride.
+// finalize() of `count` stored values in place, grid-stride; with a spacing table, value i
+// takes the scale and shift of row i / row_lines (row_lines: the values of one item).
 template <typename T>
 __device__ void finalize_values(T* data, index_t count, int convention, double scale,
-                                double shift) {
-  const Finalize fin{convention, scale, shift};
+                                double shift, LineSpacing spacing) {
   const index_t threads = index_t(gridDim.x) * blockDim.x;
-  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += threads)
+  for (index_t i = index_t(blockIdx.x) * blockDim.x + threadIdx.x; i < count; i += threads) {
+    double unused = 0.0;
+    Finalize fin{convention, scale, shift};
+    spacing.of(i, unused, fin);
     data[i] = finalize(data[i], fin);
+  }
 }
 
 }  // namespace gpudist
 
 // Explicit instantiations under plain C names (NVRTC looks them up as written): labels u8 (also
-// bool) / i32 / i64, output f32 / f64.
+// bool) / i32 / i64, output f32 / f64; the last four arguments are LineSpacing's.
 #define GD_MULTILABEL(NAME, L, T)                                                              \
   extern "C" __global__ void NAME(const L* labels, T* out, long long n, long long inner,       \
                                   long long lines, long long slots, double w, int black_border, \
                                   int first, int finalize, int convention, double scale,        \
-                                  double* scratch) {                                            \
+                                  double* scratch, GD_SPACING_ARGS) {                           \
     gpudist::multilabel_pass(labels, out, n, inner, lines, slots, w, black_border, first,       \
-                             finalize, convention, scale, scratch);                             \
+                             finalize, convention, scale, scratch, GD_SPACING);                 \
   }
 GD_MULTILABEL(gd_multilabel_u8_f32, unsigned char, float)
 GD_MULTILABEL(gd_multilabel_i32_f32, int, float)
@@ -134,9 +151,10 @@ GD_MULTILABEL(gd_multilabel_i64_f64, long long, double)
 #define GD_METRIC(NAME, T)                                                                     \
   extern "C" __global__ void NAME(const unsigned char* src, T* out, long long n,               \
                                   long long inner, long long lines, long long slots, double h,  \
-                                  int metric, int black_border, int first, double* scratch) {   \
+                                  int metric, int black_border, int first, double* scratch,     \
+                                  GD_SPACING_ARGS) {                                            \
     gpudist::metric_pass(src, out, n, inner, lines, slots, h, metric, black_border, first,      \
-                         scratch);                                                              \
+                         scratch, GD_SPACING);                                                  \
   }
 GD_METRIC(gd_metric_f32, float)
 GD_METRIC(gd_metric_f64, double)
@@ -146,8 +164,9 @@ GD_METRIC(gd_metric_f64, double)
   extern "C" __global__ void NAME(const unsigned char* src, T* out, long long* feat,           \
                                   long long n, long long inner, long long outer,                \
                                   long long lines, long long slots, double w, int first,        \
-                                  double* scratch) {                                            \
-    gpudist::feature_pass(src, out, feat, n, inner, outer, lines, slots, w, first, scratch);    \
+                                  double* scratch, GD_SPACING_ARGS) {                           \
+    gpudist::feature_pass(src, out, feat, n, inner, outer, lines, slots, w, first, scratch,     \
+                          GD_SPACING);                                                          \
   }
 GD_FEATURES(gd_features_f32, float)
 GD_FEATURES(gd_features_f64, double)
@@ -155,8 +174,8 @@ GD_FEATURES(gd_features_f64, double)
 
 #define GD_FINALIZE(NAME, T)                                                                   \
   extern "C" __global__ void NAME(T* data, long long count, int convention, double scale,      \
-                                  double shift) {                                              \
-    gpudist::finalize_values(data, count, convention, scale, shift);                           \
+                                  double shift, GD_SPACING_ARGS) {                             \
+    gpudist::finalize_values(data, count, convention, scale, shift, GD_SPACING);               \
   }
 GD_FINALIZE(gd_finalize_f32, float)
 GD_FINALIZE(gd_finalize_f64, double)

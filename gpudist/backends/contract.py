@@ -12,7 +12,7 @@ A backend is a function with the semantics of the op `gpudist::distance_transfor
   at most MAX_SPACING_RATIO[dtype] times the smallest (the range where the passes stay exact);
   or one such row per batch item, flat and row-major (B * ndim values, B = src.shape[0] > 1;
   the classes of label item b use row b), still one transform of the whole batch
-  (`spacing_rows`); convention: one of `CONVENTIONS`;
+  (`rows_of_spacing`); convention: one of `CONVENTIONS`;
   black_border: the outside of the array is background (the edt conventions only); dtype:
   torch.float32 or torch.float64.
 - max_distance: a bound on the work, not on the result (edt conventions only): distances beyond
@@ -102,7 +102,7 @@ def check_spacing(spacing: Sequence[float], dtype: torch.dtype, where: str = "")
                          f"{min(spacing):g}{where}")
 
 
-def spacing_rows(src: torch.Tensor, spacing: Sequence[float]) -> list[tuple[float, ...]]:
+def rows_of_spacing(src: torch.Tensor, spacing: Sequence[float]) -> list[tuple[float, ...]]:
     """The rows of a backend's `spacing` for src (B, *spatial): [spacing] for a shared one, or
     B rows of ndim values for B * ndim values (B > 1), as the op reads it (make_plan)."""
     values, batch, nd = len(spacing), src.shape[0] if src.dim() >= 2 else 0, src.dim() - 1
@@ -130,10 +130,10 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
                     convention: str, black_border: bool, dtype: torch.dtype,
                     max_distance: float | None = None) -> list[tuple[float, ...]]:
     """The op's argument checks (csrc make_plan), with its messages: ValueError when one fails.
-    Returns the spacing's rows (`spacing_rows`)."""
+    Returns the spacing's rows (`rows_of_spacing`)."""
     if len(spacing) < 1:
         raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
-    rows = spacing_rows(src, spacing)
+    rows = rows_of_spacing(src, spacing)
     nd = len(rows[0])
     if src.dim() != nd + 1:
         raise ValueError(f"gpudist: src must be (batch, *spatial) with {nd} spatial dims, "
@@ -163,42 +163,53 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
 
 
 def _check_variant(src: torch.Tensor, name: str, spacing: Sequence[float],
-                   dtype: torch.dtype) -> None:
-    """The checks every variant op makes first (csrc variant_args.h), in its order."""
-    nd = len(spacing)
-    if nd < 1:
+                   dtype: torch.dtype) -> list[tuple[float, ...]]:
+    """The checks every variant op makes first (csrc variant_args.h), in its order; returns the
+    spacing's rows (`rows_of_spacing`)."""
+    if len(spacing) < 1:
         raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
+    rows = rows_of_spacing(src, spacing)
+    nd = len(rows[0])
     if src.dim() != nd + 1:
         raise ValueError(f"gpudist: {name} must be (batch, *spatial) with {nd} spatial dims, "
-                         f"got {src.dim()} dims")
+                         f"got {src.dim()} dims (or one row of spacing per batch item: "
+                         f"B * ndim values)")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError("gpudist: dtype must be float32 or float64")
-    if not all(math.isfinite(s) and s > 0 for s in spacing):
-        raise ValueError("gpudist: spacing must be positive and finite")
+    for r, row in enumerate(rows):
+        if not all(math.isfinite(s) and s > 0 for s in row):
+            where = f", in row {r}" if len(rows) > 1 else ""
+            raise ValueError(f"gpudist: spacing must be positive and finite{where}")
+    return rows
 
 
 def check_multilabel_arguments(labels: torch.Tensor, spacing: Sequence[float],
-                               dtype: torch.dtype) -> None:
-    """The op gpudist::multilabel_edt's checks, with its messages: ValueError when one fails."""
-    _check_variant(labels, "labels", spacing, dtype)
+                               dtype: torch.dtype) -> list[tuple[float, ...]]:
+    """The op gpudist::multilabel_edt's checks, with its messages: ValueError when one fails.
+    Returns the spacing's rows."""
+    rows = _check_variant(labels, "labels", spacing, dtype)
     if labels.dtype not in (torch.bool,) + _LABEL_DTYPES:
         raise ValueError("gpudist: labels must be bool, uint8, int32 or int64")
+    return rows
 
 
 def check_metric_arguments(src: torch.Tensor, spacing: Sequence[float], metric: str,
-                           dtype: torch.dtype) -> None:
-    """The op gpudist::metric_transform's checks, with its messages: ValueError when one fails."""
-    _check_variant(src, "src", spacing, dtype)
+                           dtype: torch.dtype) -> list[tuple[float, ...]]:
+    """The op gpudist::metric_transform's checks, with its messages: ValueError when one fails.
+    Returns the spacing's rows."""
+    rows = _check_variant(src, "src", spacing, dtype)
     if src.dtype != torch.bool:
         raise ValueError("gpudist: a mask src must be bool")
     if metric not in METRICS[1:]:
         raise ValueError(f"gpudist: metric must be 'taxicab' or 'chessboard', got '{metric}'")
+    return rows
 
 
 def check_feature_arguments(src: torch.Tensor, spacing: Sequence[float],
-                            dtype: torch.dtype) -> None:
-    """The op gpudist::feature_transform's checks, with its messages (ValueError)."""
-    check_metric_arguments(src, spacing, "taxicab", dtype)  # the same checks, bar the metric
+                            dtype: torch.dtype) -> list[tuple[float, ...]]:
+    """The op gpudist::feature_transform's checks, with its messages (ValueError). Returns the
+    spacing's rows."""
+    return check_metric_arguments(src, spacing, "taxicab", dtype)  # the same, bar the metric
 
 
 def out_sizes(src: torch.Tensor, num_classes: int) -> list[int]:
@@ -213,7 +224,7 @@ def fake_transform(src: torch.Tensor, num_classes: int, spacing: list[float], co
                    black_border: bool, dtype: torch.dtype,
                    max_distance: float | None = None) -> torch.Tensor:
     """The fake kernel of the Python backends' ops (shapes for torch.compile)."""
-    torch._check(src.dim() == len(spacing_rows(src, spacing)[0]) + 1,
+    torch._check(src.dim() == len(rows_of_spacing(src, spacing)[0]) + 1,
                  lambda: "src must be (batch, *spatial)")
     return src.new_empty(out_sizes(src, num_classes), dtype=dtype)
 

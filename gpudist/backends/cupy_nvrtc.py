@@ -78,12 +78,21 @@ def kernel_source() -> tuple[str, tuple[str, ...]]:
     return "\n".join(inline(name) for name in KERNEL_FILES), NVRTC_OPTIONS
 
 
-def spacing_table(rows: Sequence[Sequence[float]]) -> np.ndarray:
-    """The kernels' per-item spacing table (LineSpacing, csrc/kernels/edt_kernels.cu): per row the
-    nd pass weights (s / scale)^2, then scale (the row's largest) and shift (half its smallest),
-    as the extension's launcher builds it."""
-    return np.array([[(s / max(row)) ** 2 for s in row] + [max(row), 0.5 * min(row)]
-                     for row in rows], dtype=np.float64)
+def spacing_table(rows: Sequence[Sequence[float]], raw: bool = False) -> np.ndarray:
+    """The kernels' per-item spacing table (LineSpacing, csrc/kernels/edt_line.cuh): per row the
+    nd pass weights (s / scale)^2 (`raw`: the spacing itself, as the metric kernels take it),
+    then scale (the row's largest) and shift (half its smallest), as the extension's launchers
+    build it (distance_transform_cuda.cu; variant_args.h's VariantArgs::table)."""
+    return np.array([[s if raw else (s / max(row)) ** 2 for s in row]
+                     + [max(row), 0.5 * min(row)] for row in rows], dtype=np.float64)
+
+
+def _spacing_args(buffers: dict[str, Any], rows: Sequence[Sequence[float]], lines: int,
+                  axis: int) -> tuple[Any, ...]:
+    """LineSpacing's four kernel arguments: the table ("rows" in buffers, with several rows) or
+    a null pointer, one item's lines, the row stride and the axis."""
+    return (buffers["rows"] if len(rows) > 1 else np.uint64(0), np.int64(lines // len(rows)),
+            np.int64(len(rows[0]) + 2), np.int64(axis))
 
 
 def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dtype,
@@ -92,7 +101,7 @@ def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dt
                 generation: int = 1) -> tuple[str, tuple[Any, ...]]:
     """The kernel name and arguments of one launch of the plan, as the extension's launcher
     passes them (csrc/distance_transform/distance_transform_cuda.cu); `rows` the spacing's rows
-    (contract.spacing_rows: one, or one per source item); `buffers` maps "src", "out", "tmp",
+    (contract.rows_of_spacing: one, or one per source item); `buffers` maps "src", "out", "tmp",
     "scratch" and, with several rows, "rows" (their spacing_table) to what the kernel gets for
     them (device pointers or arrays); generation 2: the second generation's kernels (same
     arguments)."""
@@ -103,9 +112,7 @@ def kernel_args(launch: PassLaunch, buffers: dict[str, Any], src_dtype: torch.dt
            np.float64(0.5 * min(first)))
     common = (np.float64(w), np.int32(is_two_sided(convention)), np.int32(bool(black_border)),
               np.int32(launch.finalize)) + fin
-    spacing = (buffers["rows"] if len(rows) > 1 else np.uint64(0),
-               np.int64(launch.lines // len(rows)), np.int64(len(first) + 2),
-               np.int64(launch.axis))
+    spacing = _spacing_args(buffers, rows, launch.lines, launch.axis)
     geometry = (np.int64(launch.n), np.int64(launch.inner))
     out = OUT_CODES[dtype]
     gen = "2" if generation == 2 else ""
@@ -128,39 +135,45 @@ def variant_kernel_name(op: str, src_dtype: torch.dtype, dtype: torch.dtype) -> 
 
 
 def variant_kernel_args(op: str, launch: PassLaunch, buffers: dict[str, Any],
-                        src_dtype: torch.dtype, spacing: Sequence[float], black_border: bool,
-                        dtype: torch.dtype, squared: bool = False) -> tuple[str, tuple[Any, ...]]:
+                        src_dtype: torch.dtype, rows: Sequence[Sequence[float]],
+                        black_border: bool, dtype: torch.dtype,
+                        squared: bool = False) -> tuple[str, tuple[Any, ...]]:
     """The kernel name and arguments of one launch of a variant's plan (`op` in
     extension.VARIANT_OPS; extension.cuda_variant_plan), as the extension's launcher passes them
-    (csrc/distance_transform/variants_cuda.cu); `buffers` maps "src", "out", "scratch" (and
-    "feat" for "features") to what the kernel gets for them; squared: multilabel only."""
-    scale = max(spacing)
-    w = np.float64((spacing[launch.axis] / scale) ** 2)
+    (csrc/distance_transform/variants_cuda.cu); `rows` the spacing's rows (one, or one per
+    item); `buffers` maps "src", "out", "scratch" (and "feat" for "features"; "rows", the
+    spacing_table, raw for the metrics, with several rows) to what the kernel gets for them;
+    squared: multilabel only."""
+    first_row = rows[0]
+    scale = max(first_row)
+    w = np.float64((first_row[launch.axis] / scale) ** 2)
     name = variant_kernel_name(op, src_dtype, dtype)
     head = (np.int64(launch.n), np.int64(launch.inner))
     lines = (np.int64(launch.lines), np.int64(launch.slots))
     first, border = np.int32(launch.axis == 0), np.int32(bool(black_border))
+    spacing = _spacing_args(buffers, rows, launch.lines, launch.axis)
     if op == "multilabel":
         convention = np.int32(convention_code("edt_squared" if squared else "edt"))
         return (name, (buffers["src"], buffers["out"]) + head + lines
                 + (w, border, first, np.int32(launch.finalize), convention, np.float64(scale),
-                   buffers["scratch"]))
+                   buffers["scratch"]) + spacing)
     if op in METRIC_CODES:
         return (name, (buffers["src"], buffers["out"]) + head + lines
-                + (np.float64(spacing[launch.axis]), np.int32(METRIC_CODES[op]), border, first,
-                   buffers["scratch"]))
+                + (np.float64(first_row[launch.axis]), np.int32(METRIC_CODES[op]), border,
+                   first, buffers["scratch"]) + spacing)
     return (name, (buffers["src"], buffers["out"], buffers["feat"]) + head
-            + (np.int64(launch.outer),) + lines + (w, first, buffers["scratch"]))
+            + (np.int64(launch.outer),) + lines + (w, first, buffers["scratch"]) + spacing)
 
 
-def finalize_kernel_args(buffers: dict[str, Any], count: int, spacing: Sequence[float],
+def finalize_kernel_args(buffers: dict[str, Any], count: int, rows: Sequence[Sequence[float]],
                          dtype: torch.dtype) -> tuple[str, tuple[int, ...], tuple[Any, ...]]:
     """The kernel name, grid and arguments of the launch that turns the feature transform's
-    squared distances in "out" (`count` values) into distances (variants_cuda.cu)."""
+    squared distances in "out" (`count` values, of len(rows) items with several rows) into
+    distances (variants_cuda.cu)."""
     grid = (max(1, min(-(-count // extension.CUDA_BLOCK), 65536)),)
     return (f"gd_finalize_{OUT_CODES[dtype]}", grid,
             (buffers["out"], np.int64(count), np.int32(convention_code("edt")),
-             np.float64(max(spacing)), np.float64(0.0)))
+             np.float64(max(rows[0])), np.float64(0.0)) + _spacing_args(buffers, rows, count, 0))
 
 
 @functools.cache
@@ -310,10 +323,12 @@ def distance_transform(src: torch.Tensor, num_classes: int, spacing: Sequence[fl
                                    dtype, max_distance)
 
 
-def _run_variant(op: str, src: torch.Tensor, spacing: Sequence[float], black_border: bool,
-                 dtype: torch.dtype, squared: bool = False) -> dict[str, torch.Tensor]:
-    """Runs variant `op` (extension.VARIANT_OPS) on the contiguous CUDA tensor src: its "out"
-    (and "feat" for "features"), as the extension's launcher does (variants_cuda.cu)."""
+def _run_variant(op: str, src: torch.Tensor, rows: Sequence[Sequence[float]],
+                 black_border: bool, dtype: torch.dtype,
+                 squared: bool = False) -> dict[str, torch.Tensor]:
+    """Runs variant `op` (extension.VARIANT_OPS) on the contiguous CUDA tensor src with the
+    spacing's `rows`: its "out" (and "feat" for "features"), as the extension's launcher does
+    (variants_cuda.cu)."""
     device = src.device
     buffers = {"src": src, "out": torch.empty(src.shape, dtype=dtype, device=device)}
     if op == "features":
@@ -325,15 +340,18 @@ def _run_variant(op: str, src: torch.Tensor, spacing: Sequence[float], black_bor
                                        free_bytes(device))
     buffers["scratch"] = torch.empty(max(plan.scratch_words, 1), dtype=torch.float64,
                                      device=device)
+    if len(rows) > 1:
+        table = spacing_table(rows, raw=op in METRIC_CODES)
+        buffers["rows"] = torch.from_numpy(table).to(device)
     with _context(device):
         views = {key: _as_cupy(t) for key, t in buffers.items()}
         module = _module(device.index)
         for launch in plan.passes:
-            name, args = variant_kernel_args(op, launch, views, src.dtype, spacing, black_border,
+            name, args = variant_kernel_args(op, launch, views, src.dtype, rows, black_border,
                                              dtype, squared)
             module.get_function(name)((launch.blocks,), (plan.block,), args)
         if op == "features":
-            name, grid, args = finalize_kernel_args(views, src.numel(), spacing, dtype)
+            name, grid, args = finalize_kernel_args(views, src.numel(), rows, dtype)
             module.get_function(name)(grid, (extension.CUDA_BLOCK,), args)
     return buffers
 
@@ -342,8 +360,8 @@ def _run_variant(op: str, src: torch.Tensor, spacing: Sequence[float], black_bor
 def multilabel_edt_cupy(labels: torch.Tensor, spacing: list[float], black_border: bool,
                         squared: bool, dtype: torch.dtype) -> torch.Tensor:
     """The op gpudist::multilabel_edt (same contract) run by the NVRTC-compiled kernels."""
-    check_multilabel_arguments(labels, spacing, dtype)
-    return _run_variant("multilabel", labels.contiguous(), spacing, black_border, dtype,
+    rows = check_multilabel_arguments(labels, spacing, dtype)
+    return _run_variant("multilabel", labels.contiguous(), rows, black_border, dtype,
                         squared)["out"]
 
 
@@ -354,8 +372,8 @@ multilabel_edt_cupy.register_fake(fake_multilabel)
 def metric_transform_cupy(src: torch.Tensor, spacing: list[float], metric: str,
                           black_border: bool, dtype: torch.dtype) -> torch.Tensor:
     """The op gpudist::metric_transform (same contract) run by the NVRTC-compiled kernels."""
-    check_metric_arguments(src, spacing, metric, dtype)
-    return _run_variant(metric, src.contiguous(), spacing, black_border, dtype)["out"]
+    rows = check_metric_arguments(src, spacing, metric, dtype)
+    return _run_variant(metric, src.contiguous(), rows, black_border, dtype)["out"]
 
 
 metric_transform_cupy.register_fake(fake_metric)
@@ -366,8 +384,8 @@ metric_transform_cupy.register_fake(fake_metric)
 def feature_transform_cupy(src: torch.Tensor, spacing: list[float],
                            dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The op gpudist::feature_transform (same contract) run by the NVRTC-compiled kernels."""
-    check_feature_arguments(src, spacing, dtype)
-    out = _run_variant("features", src.contiguous(), spacing, False, dtype)
+    rows = check_feature_arguments(src, spacing, dtype)
+    out = _run_variant("features", src.contiguous(), rows, False, dtype)
     return out["out"], out["feat"]
 
 

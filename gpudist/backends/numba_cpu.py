@@ -315,13 +315,20 @@ def distance_transform_numba(src: torch.Tensor, num_classes: int, spacing: list[
         arr = src.contiguous().numpy()
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8)
-        step = 1 if len(rows) > 1 else src.shape[0]  # source items per row
         with _parallel():
-            for r, row in enumerate(rows):
-                _transform(arr[r * step:(r + 1) * step], num_classes,
-                           out[r * step * per_src:(r + 1) * step * per_src], row, convention,
+            for row, items in _row_items(rows, src.shape[0]):
+                _transform(arr[items], num_classes,
+                           out[items.start * per_src:items.stop * per_src], row, convention,
                            black_border)
     return torch.from_numpy(out).reshape(out_sizes(src, num_classes))
+
+
+def _row_items(rows: list[tuple[float, ...]], batch: int) -> list[tuple[tuple[float, ...], slice]]:
+    """Each spacing row with the source items it holds for: all of them for one row, item r
+    for row r of a per-item spacing."""
+    if len(rows) == 1:
+        return [(rows[0], slice(0, batch))]
+    return [(row, slice(r, r + 1)) for r, row in enumerate(rows)]
 
 
 def _transform(arr: np.ndarray, num_classes: int, out: np.ndarray, spacing: tuple[float, ...],
@@ -433,24 +440,25 @@ def _multilabel_pass(labels, out, w, black_border, first):
 def multilabel_edt_numba(labels: torch.Tensor, spacing: list[float], black_border: bool,
                          squared: bool, dtype: torch.dtype) -> torch.Tensor:
     """The multi-label transform (the op gpudist::multilabel_edt), as an op."""
-    check_multilabel_arguments(labels, spacing, dtype)
+    rows = check_multilabel_arguments(labels, spacing, dtype)
     spatial = tuple(labels.shape[1:])
     out = np.empty(labels.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
     if out.size:
-        scale = max(spacing)
         arr = labels.contiguous().numpy()
         if arr.dtype == np.bool_:
             arr = arr.view(np.uint8)
         with _parallel():
-            for a in range(len(spatial)):
-                shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
-                _multilabel_pass(arr.reshape(shape), out.reshape(shape),
-                                 (spacing[a] / scale) ** 2, black_border, a == 0)
-        if squared:
-            out *= scale * scale
-        else:
-            np.sqrt(out, out=out)
-            out *= scale
+            for row, items in _row_items(rows, labels.shape[0]):
+                scale, part = max(row), out[items]
+                for a in range(len(spatial)):
+                    shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
+                    _multilabel_pass(arr[items].reshape(shape), part.reshape(shape),
+                                     (row[a] / scale) ** 2, black_border, a == 0)
+                if squared:
+                    part *= scale * scale
+                else:
+                    np.sqrt(part, out=part)
+                    part *= scale
     return torch.from_numpy(out)
 
 
@@ -569,16 +577,17 @@ def _metric_pass(src, out, h, chessboard, black_border, first):
 def metric_transform_numba(src: torch.Tensor, spacing: list[float], metric: str,
                            black_border: bool, dtype: torch.dtype) -> torch.Tensor:
     """The taxicab / chessboard transform (the op gpudist::metric_transform), as an op."""
-    check_metric_arguments(src, spacing, metric, dtype)
+    rows = check_metric_arguments(src, spacing, metric, dtype)
     spatial = tuple(src.shape[1:])
     out = np.empty(src.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
     if out.size:
         arr = src.contiguous().numpy().view(np.uint8)
         with _parallel():
-            for a in range(len(spatial)):
-                shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
-                _metric_pass(arr.reshape(shape), out.reshape(shape), float(spacing[a]),
-                             metric == "chessboard", black_border, a == 0)
+            for row, items in _row_items(rows, src.shape[0]):
+                for a in range(len(spatial)):
+                    shape = (-1, spatial[a], math.prod(spatial[a + 1:]))
+                    _metric_pass(arr[items].reshape(shape), out[items].reshape(shape),
+                                 float(row[a]), metric == "chessboard", black_border, a == 0)
     return torch.from_numpy(out)
 
 
@@ -671,20 +680,21 @@ def _feature_pass(src, out, feat, w, first):
 def feature_transform_numba(src: torch.Tensor, spacing: list[float],
                             dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The feature transform (the op gpudist::feature_transform), as an op."""
-    check_feature_arguments(src, spacing, dtype)
+    rows = check_feature_arguments(src, spacing, dtype)
     spatial = tuple(src.shape[1:])
     out = np.empty(src.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
     feat = np.empty(src.shape, dtype=np.int64)
     if out.size:
-        scale = max(spacing)
         arr = src.contiguous().numpy().view(np.uint8)
         with _parallel():
-            for a in range(len(spatial)):
-                shape = (src.shape[0], -1, spatial[a], math.prod(spatial[a + 1:]))
-                _feature_pass(arr.reshape(shape), out.reshape(shape), feat.reshape(shape),
-                              (spacing[a] / scale) ** 2, a == 0)
-        np.sqrt(out, out=out)
-        out *= scale
+            for row, items in _row_items(rows, src.shape[0]):
+                scale, part = max(row), out[items]
+                for a in range(len(spatial)):
+                    shape = (part.shape[0], -1, spatial[a], math.prod(spatial[a + 1:]))
+                    _feature_pass(arr[items].reshape(shape), part.reshape(shape),
+                                  feat[items].reshape(shape), (row[a] / scale) ** 2, a == 0)
+                np.sqrt(part, out=part)
+                part *= scale
     return torch.from_numpy(out), torch.from_numpy(feat)
 
 

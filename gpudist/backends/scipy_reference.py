@@ -76,7 +76,7 @@ def multilabel_edt(labels: torch.Tensor, spacing: Sequence[float], black_border:
                    squared: bool, dtype: torch.dtype) -> torch.Tensor:
     """The multi-label contract (see `contract`): scipy's EDT of each nonzero label's mask, read
     on that label's elements."""
-    check_multilabel_arguments(labels, spacing, dtype)
+    rows = check_multilabel_arguments(labels, spacing, dtype)
     arr = labels.detach().cpu().numpy()
     out = np.zeros(arr.shape)
     for i, item in enumerate(arr):
@@ -84,7 +84,7 @@ def multilabel_edt(labels: torch.Tensor, spacing: Sequence[float], black_border:
             if label == 0:
                 continue
             mask = item == label
-            out[i][mask] = _edt(mask, tuple(spacing), black_border)[mask]
+            out[i][mask] = _edt(mask, rows[i % len(rows)], black_border)[mask]
     if squared:
         out **= 2
     return torch.from_numpy(out).to(device=labels.device, dtype=dtype)
@@ -94,8 +94,8 @@ def metric_transform(src: torch.Tensor, spacing: Sequence[float], metric: str,
                      black_border: bool, dtype: torch.dtype) -> torch.Tensor:
     """The metric contract (see `contract`): scipy.ndimage.distance_transform_cdt times the
     spacing, which must be isotropic (scipy's takes no sampling; NotImplementedError else)."""
-    check_metric_arguments(src, spacing, metric, dtype)
-    if len(set(spacing)) > 1:
+    rows = check_metric_arguments(src, spacing, metric, dtype)
+    if any(len(set(row)) > 1 for row in rows):
         raise NotImplementedError("backend='scipy': scipy's distance_transform_cdt takes no "
                                   "sampling, so metric='taxicab'/'chessboard' needs an isotropic "
                                   "spacing here; the extension and numba backends take any")
@@ -109,21 +109,23 @@ def metric_transform(src: torch.Tensor, spacing: Sequence[float], metric: str,
             out[i] = np.inf
         else:
             out[i] = ndimage.distance_transform_cdt(mask, metric=metric)
-    return torch.from_numpy(out * spacing[0]).to(device=src.device, dtype=dtype)
+        out[i] *= rows[i % len(rows)][0]
+    return torch.from_numpy(out).to(device=src.device, dtype=dtype)
 
 
 def feature_transform(src: torch.Tensor, spacing: Sequence[float],
                       dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """The feature contract (see `contract`): scipy's distance_transform_edt with return_indices
     (scipy's tie rule, which may pick another of equidistant elements than gpudist's)."""
-    check_feature_arguments(src, spacing, dtype)
+    rows = check_feature_arguments(src, spacing, dtype)
     arr = src.detach().cpu().numpy()
     out = np.full(arr.shape, np.inf)
     feat = np.full(arr.shape, -1, dtype=np.int64)
     for i, mask in enumerate(arr):
         if mask.all():
             continue
-        d, idx = ndimage.distance_transform_edt(mask, sampling=spacing, return_indices=True)
+        d, idx = ndimage.distance_transform_edt(mask, sampling=rows[i % len(rows)],
+                                                return_indices=True)
         out[i] = d
         feat[i] = np.ravel_multi_index(tuple(idx), mask.shape)
     return (torch.from_numpy(out).to(device=src.device, dtype=dtype),

@@ -186,7 +186,7 @@ def transform_script(src: torch.Tensor, num_classes: int, spacing: Sequence[floa
                "out": script.buffer("out", nbytes=nbytes),
                "tmp": script.buffer("tmp", nbytes=nbytes),
                "scratch": script.buffer("scratch", nbytes=8 * max(plan.scratch_words, 1))}
-    rows = contract.spacing_rows(src, spacing)
+    rows = contract.rows_of_spacing(src, spacing)
     if len(rows) > 1:
         buffers["rows"] = script.buffer("rows", cupy_nvrtc.spacing_table(rows))
     if model_l2 is not None:
@@ -217,9 +217,10 @@ def run_variant(exe: str, op: str, src: torch.Tensor, spacing: Sequence[float],
     """gpudist's CUDA variant `op` (gpudist.backends.extension.VARIANT_OPS) of src (CPU tensor)
     run on the emulator, with the CuPy backend's plan, kernel names and arguments: "out" (and
     "feat" for "features")."""
-    from gpudist.backends import cupy_nvrtc, extension
+    from gpudist.backends import contract, cupy_nvrtc, extension
 
     plan = extension.cuda_variant_plan(src.shape[1:], src.shape[0], op, resident, free_bytes)
+    rows = contract.rows_of_spacing(src, spacing)
     out_dtype = np.dtype(str(dtype).removeprefix("torch."))
     sizes = tuple(src.shape)
     count = int(np.prod(sizes))
@@ -229,12 +230,15 @@ def run_variant(exe: str, op: str, src: torch.Tensor, spacing: Sequence[float],
                "out": script.buffer("out", nbytes=count * out_dtype.itemsize),
                "feat": script.buffer("feat", nbytes=count * 8),
                "scratch": script.buffer("scratch", nbytes=8 * max(plan.scratch_words, 1))}
+    if len(rows) > 1:
+        buffers["rows"] = script.buffer("rows", cupy_nvrtc.spacing_table(
+            rows, raw=op in cupy_nvrtc.METRIC_CODES))
     for i, launch in enumerate(plan.passes):
-        name, args = cupy_nvrtc.variant_kernel_args(op, launch, buffers, src.dtype, spacing,
+        name, args = cupy_nvrtc.variant_kernel_args(op, launch, buffers, src.dtype, rows,
                                                     black_border, dtype, squared)
         script.launch(name, (launch.blocks,), plan.block, args, seed + i)
     if op == "features":
-        name, grid, args = cupy_nvrtc.finalize_kernel_args(buffers, count, spacing, dtype)
+        name, grid, args = cupy_nvrtc.finalize_kernel_args(buffers, count, rows, dtype)
         script.launch(name, grid, plan.block, args, seed + len(plan.passes))
         script.dump("feat", np.int64, sizes)
     script.dump("out", out_dtype, sizes)
