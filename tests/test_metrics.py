@@ -531,3 +531,33 @@ def test_metric_classes_ddp_equal_single_process():
             got = torch.load(os.path.join(tmp, f"rank{rank}.pt"))
             for a, b in zip(got, single):
                 torch.testing.assert_close(a, b, equal_nan=True)
+
+
+@pytest.mark.parametrize("q", [0.0, 0.5, 0.95, 1.0])
+def test_quantile_linear_equals_torch_quantile_per_row(q):
+    """Directed.quantile_linear (two order statistics from a topk) equals torch.quantile of each
+    row's real entries, in any row order: rows of 0, 1 and many entries, ties, +inf entries (the
+    other surface empty)."""
+    rng = np.random.default_rng(int(q * 100))
+    counts = [0, 1, 2, 7, 40, 40, 3]
+    width = max(counts) + 5
+    dist = torch.full((len(counts), width), math.inf, dtype=torch.float64)
+    for r, c in enumerate(counts):
+        values = torch.from_numpy(rng.integers(0, 6, c) * 0.7)  # ties
+        if r == 5:
+            values[: c // 3] = math.inf
+        dist[r, :c] = values
+    rows = distances.Directed(dist, (dist < math.inf).double(), torch.tensor(counts))
+    got = rows.quantile_linear(q)
+    for r, c in enumerate(counts):
+        if c == 0:
+            continue  # the caller replaces rows without entries
+        want = torch.quantile(dist[r, :c], q) if r != 5 else None
+        if r == 5:  # torch.quantile of +inf entries: numpy's rule, inf where they meet
+            sorted_row = dist[r, :c].sort().values
+            pos = q * (c - 1)
+            lo, hi = sorted_row[math.floor(pos)], sorted_row[min(math.floor(pos) + 1, c - 1)]
+            want = lo if lo == hi else torch.lerp(lo, hi, torch.tensor(pos - math.floor(pos),
+                                                                       dtype=torch.float64))
+        torch.testing.assert_close(got[r], want, rtol=0, atol=0, equal_nan=True)
+    assert torch.equal(rows.quantile_linear(q), rows.sorted().quantile_linear(q))

@@ -78,14 +78,21 @@ class Directed:
     def quantile_linear(self, q: float) -> torch.Tensor:
         """Unweighted q-quantile with linear interpolation (torch.quantile, numpy's default).
 
-        Requires sorted rows.
+        Any row order: the two order statistics around position q (count - 1) of each row come
+        from a topk of the row's largest values (about (1 - q) of the row), not a full sort.
         """
         n = self.count
-        pos = q * (n - 1).clamp(min=0).to(torch.float64)
-        lo = pos.floor()
-        hi = torch.minimum(lo + 1, (n - 1).clamp(min=0).to(torch.float64))
-        v_lo = self._at(lo.long())
-        v_hi = self._at(hi.long())
+        if self.dist.shape[1] == 0:
+            return self.dist.new_zeros(n.shape[0])
+        last = (n - 1).clamp(min=0)
+        pos = q * last.to(torch.float64)
+        lo = pos.floor().long()
+        hi = torch.minimum(lo + 1, last)
+        # Ascending position i of a row of n values is descending rank n - 1 - i.
+        k = min(int((n - lo).max()), self.dist.shape[1])
+        top = torch.where(self.valid(), self.dist, -torch.inf).topk(max(k, 1), dim=1).values
+        v_lo = top.gather(1, (n - 1 - lo).clamp(min=0)[:, None])[:, 0]
+        v_hi = top.gather(1, (n - 1 - hi).clamp(min=0)[:, None])[:, 0]
         # Equal ends (including both +inf) give the end itself, never inf - inf.
         return torch.where(v_hi == v_lo, v_lo, torch.lerp(v_lo, v_hi, pos - lo))
 
@@ -152,22 +159,26 @@ def _crop_each(pred: torch.Tensor, target: torch.Tensor
     """
     n, spatial = pred.shape[0], tuple(pred.shape[1:])
     ndim, device = len(spatial), pred.device
-    union = (pred | target).view(torch.uint8)
-    pred_empty = pred.view(torch.uint8).reshape(n, -1).amax(1) == 0
-    target_empty = target.view(torch.uint8).reshape(n, -1).amax(1) == 0
+
+    def hits(mask: torch.Tensor) -> list[torch.Tensor]:
+        # Which positions along each axis hold foreground, (N, size) per axis: axis 0 from the
+        # max over the other axes, the others from the max over axis 0 (two passes over mask).
+        x = mask.view(torch.uint8)
+        if ndim == 1:
+            return [x]
+        flat = x.amax(dim=1)
+        out = [x.amax(dim=list(range(2, ndim + 1)))]
+        for axis in range(1, ndim):
+            others = [d for d in range(1, ndim) if d != axis]
+            out.append(flat.amax(dim=others) if others else flat)
+        return out
+
+    hit_p, hit_t = hits(pred), hits(target)
+    pred_empty, target_empty = hit_p[0].amax(1) == 0, hit_t[0].amax(1) == 0
     present = ~(pred_empty & target_empty)
     starts, extents = [], []
-    # Which positions along each axis hold foreground, (N, size): axis 0 from the union, the
-    # others from its max over axis 0 (two passes over the volume, not one per axis).
-    flat = union.amax(dim=1) if ndim > 1 else None
     for axis, size in enumerate(spatial):
-        if ndim == 1:
-            hit = union
-        elif axis == 0:
-            hit = union.amax(dim=list(range(2, ndim + 1)))
-        else:
-            others = [d for d in range(1, ndim) if d != axis]
-            hit = flat.amax(dim=others) if others else flat
+        hit = hit_p[axis] | hit_t[axis]  # the union's, from the two small projections
         lo = hit.argmax(1)
         hi = size - 1 - hit.flip(1).argmax(1)
         extent = int(torch.where(present, hi - lo + 1, 0).max())

@@ -377,8 +377,8 @@ def _compute(pred: Array, target: Array, specs: dict[str, _Spec], inputs: _Input
 
 @dataclass
 class _Pairs:
-    """The distances of every (b, c) row in both directions, with what the reductions need; sorted
-    rows are computed once and shared by the percentiles."""
+    """The distances of every (b, c) row in both directions, with what the reductions need; the
+    surfel percentiles' sorted rows are computed once and shared."""
 
     pt: Directed  # pred -> target
     tp: Directed | None  # target -> pred (None: directed metrics only)
@@ -388,13 +388,16 @@ class _Pairs:
     _sorted: dict[str, Directed] = field(default_factory=dict)
 
     def quantile(self, key: str, q: float) -> torch.Tensor:
-        """The q-quantile of the rows of "pt", "tp" or "pooled" (both), per the surface model."""
+        """The q-quantile of the rows of "pt", "tp" or "pooled" (both), per the surface model
+        (the weighted one of "surfel" sorts the rows, once per key)."""
+        def source() -> Directed:
+            return self.pt.cat(self.tp) if key == "pooled" else getattr(self, key)
+
+        if self.surface != "surfel":
+            return source().quantile_linear(q)
         if key not in self._sorted:
-            source = self.pt.cat(self.tp) if key == "pooled" else getattr(self, key)
-            self._sorted[key] = source.sorted()
-        ordered = self._sorted[key]
-        return (ordered.quantile_weighted(q) if self.surface == "surfel"
-                else ordered.quantile_linear(q))
+            self._sorted[key] = source().sorted()
+        return self._sorted[key].quantile_weighted(q)
 
 
 def _hd(d: _Pairs, spec: _Spec) -> torch.Tensor:
