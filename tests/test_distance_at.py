@@ -117,6 +117,28 @@ def test_distance_at_within_one_item(threads):
 
 
 @needs_distance_at
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(3, 40), (3, 17, 23), (4, 9, 8, 11)], ids=str)
+def test_distance_at_takes_a_spacing_row_per_item(shape, dtype):
+    """B * ndim spacing values: item b searched with row b (rows 1e4 apart: each its own scale),
+    in one call; items whose queries are far take the full transform with their own row."""
+    rng = np.random.default_rng(len(shape))
+    b, nd = shape[0], len(shape) - 1
+    src = torch.from_numpy(rng.random(shape) < 0.9)
+    src[-1] = True
+    src[-1].view(-1)[0] = False  # one far site: that item falls back to the full transform
+    query = torch.from_numpy(rng.random(shape) < 0.5)
+    rows = [tuple(rng.uniform(0.2, 3.0, nd)) for _ in range(b)]
+    rows[1] = tuple(1e4 * s for s in rows[1])
+    got = extension.distance_at(src, query, [s for row in rows for s in row], dtype)
+    expected = np.concatenate([_distance_at_reference(src[i:i + 1].numpy(),
+                                                      query[i:i + 1].numpy(), row)
+                               for i, row in enumerate(rows)])
+    np.testing.assert_allclose(got.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+
+
+@needs_distance_at
 def test_distance_at_rejects_bad_arguments():
     at = extension.distance_at
     m = torch.ones(2, 5, 5, dtype=torch.bool)
@@ -126,6 +148,8 @@ def test_distance_at_rejects_bad_arguments():
         at(m, m[:, :4], (1.0, 1.0), torch.float32)
     with pytest.raises(ValueError, match="spacing must be positive and finite"):
         at(m, m, (1.0, -1.0), torch.float32)
+    with pytest.raises(ValueError, match="spacing must be positive and finite, in row 1"):
+        at(m, m, (1.0, 1.0, 1.0, 0.0), torch.float32)
     with pytest.raises(ValueError, match="with 1 spatial dims, got 3 dims"):
         at(m, m, (1.0,), torch.float32)
     assert at(m[:0], m[:0], (1.0, 1.0), torch.float32).shape == (0,)

@@ -5,7 +5,8 @@
 //   src:     (B, *spatial) bool mask, any layout: the transform's foreground (true) and sites
 //            (false), as distance_transform's "edt" convention.
 //   query:   bool mask of src's shape and device: the elements to read.
-//   spacing: one positive finite value per spatial axis.
+//   spacing: one positive finite value per spatial axis, or one such row per item (B * nd
+//            values, row-major), as distance_transform's.
 //   dtype:   float32 or float64.
 //   out:     (query.sum(),) the edt of src at the query elements, in row-major order (that of
 //            query.nonzero()); +inf in items without background.

@@ -21,13 +21,25 @@ namespace {
 using cpu::first_pass;
 using cpu::run_passes;
 
+// The plan of item r of p alone: one item, its row of spacing.
+Plan one_item(const Plan& p, index_t r) {
+  Plan one = p;
+  const double* w = p.weights(r);
+  one.w.assign(w, w + p.shape.size());
+  one.fins = {p.fin_of(r)};
+  one.caps = {p.cap_of(r)};
+  one.rows = 1;
+  one.items = 1;
+  return one;
+}
+
 // Squared distance, in pass units, from the element at g to the nearest background element, by
 // direct search over c, a first pass along axis 0 run with unit weight (|c| = the squared element
 // count to the nearest background element along axis 0): min over offsets t along `axis`
 // (coordinate `at` on it, outward from 0) of w t^2 plus the same search one axis down, stopping
 // once w t^2 reaches the best so far. Exact below `cap`; a result of cap or more comes back as
 // cap. The work grows with the distance found (about d^(nd-1) elements read, counted in
-// `reads`), so it pays where the distances asked for are short.
+// `reads`), so it pays where the distances asked for are short. p: the item's plan (one_item).
 template <typename C>
 double search_nearest(const C* c, const index_t* at, const Plan& p, const index_t* stride,
                       int axis, double cap, index_t& reads) {
@@ -79,7 +91,8 @@ inline index_t next_nonzero(const uint8_t* bytes, index_t from, index_t to) {
   return from;
 }
 
-// The search of one item (see distance_at): its first-pass counts c, the strides of its axes.
+// The search of one item (see distance_at): its plan (one_item), first-pass counts c, the
+// strides of its axes.
 template <typename T, typename C>
 struct ItemSearch {
   const Plan& p;
@@ -121,10 +134,6 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
     stride[a] = volume;
     volume *= p.shape[a];
   }
-  Plan item = p;
-  item.items = 1;
-  Plan counts = item;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
-  counts.w[0] = 1.0;
   const index_t budget = kSearchReads * volume;
   std::vector<std::vector<T>> found(p.items);
   // Item r's distances into found[r], with c as the room for its first-pass counts: the first
@@ -138,8 +147,11 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
       list.push_back(e);
     found[r].assign(list.size(), T(INFINITY));
     if (std::memchr(s, 0, volume) == nullptr) return;  // no site
+    const Plan item = one_item(p, r);
+    Plan counts = item;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
+    counts.w[0] = 1.0;
     first_pass(s, c.data(), counts, volume);
-    const ItemSearch<T, C> search{p, stride, c.data()};
+    const ItemSearch<T, C> search{item, stride, c.data()};
     std::atomic<index_t> reads{0};
     at::parallel_for(0, index_t(list.size()), 1024, [&](index_t begin, index_t end) {
       index_t mine = 0;
@@ -182,7 +194,7 @@ at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_an
   TORCH_CHECK_VALUE(query_any.sizes() == src_any.sizes() && query_any.device() == src_any.device(),
                     "gpudist: query must have the shape and device of src");
   const at::Tensor src = src_any.contiguous(), query = query_any.contiguous();
-  const Plan plan = make_plan(src, 0, spacing, "edt", false, dtype, std::nullopt);
+  const Plan plan = make_plan(src, 0, spacing, "edt", false, dtype, std::nullopt, true);
   const at::TensorOptions options = src.options().dtype(dtype);
   if (src.numel() == 0) return at::empty({0}, options);
   const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());

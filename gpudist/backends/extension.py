@@ -176,8 +176,9 @@ def feature_transform(src: torch.Tensor, spacing: Sequence[float],
 def distance_at(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
                 dtype: torch.dtype) -> torch.Tensor:
     """edt(src, spacing)[query] for bool src and query (B, *spatial): 1-D, in row-major order;
-    +inf in items without background. Its work grows with the distances asked for rather than
-    with the volume: for queries near the background (surfaces)."""
+    +inf in items without background; spacing: ndim values, or B * ndim (a row per item). Its
+    work grows with the distances asked for rather than with the volume: for queries near the
+    background (surfaces)."""
     return torch.ops.gpudist.distance_at.default(src, query, list(spacing), dtype)
 
 

@@ -204,7 +204,7 @@ def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor
     (sum N_i, ndim) float64. Where the extension has `distance_at` for the device, it searches
     outward from each query (its surface is close to the other one, so this is short);
     otherwise, and for the metrics "taxicab" and "chessboard", a full `edt`, then read at the
-    queries. One call per distinct spacing (one in the common case).
+    queries. One call, whatever the rows' spacings.
     """
     first = sites[0]
     ndim = first.dim() - 1
@@ -214,27 +214,14 @@ def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor
         torch.logical_not(b, out=seeds[at:at + len(b)])
         at += len(b)
     query = torch.cat(queries) if len(queries) > 1 else queries[0]
-    search = metric == "euclidean" and extension.has_kernel("gpudist::distance_at", seeds.device)
-
-    def distances(rows: torch.Tensor | slice, sampling: tuple[float, ...]) -> torch.Tensor:
-        if search:
-            return extension.distance_at(seeds[rows], query[rows], sampling, dtype)
-        return edt(seeds[rows], sampling, ndim=ndim, dtype=dtype, metric=metric)[query[rows]]
-
-    unique, inverse = torch.unique(spacing, dim=0, return_inverse=True)
+    unique = torch.unique(spacing, dim=0)
     if unique.shape[0] == 1:
-        return distances(slice(None), tuple(unique[0].tolist()))
-    # Several spacings: each group's values go to its rows' places in the row-major order.
-    count = _row_counts(query)
-    start = torch.cumsum(count, 0) - count
-    out = torch.empty(int(count.sum()), dtype=dtype, device=seeds.device)
-    for g in range(unique.shape[0]):
-        rows = torch.nonzero(inverse == g)[:, 0]
-        within = torch.arange(int(count[rows].sum()), device=seeds.device)
-        shift = torch.repeat_interleave(start[rows] - (torch.cumsum(count[rows], 0)
-                                                       - count[rows]), count[rows])
-        out[shift + within] = distances(rows, tuple(unique[g].tolist()))
-    return out
+        spacing = unique  # one shared row: the transform's shared-spacing path
+    if metric == "euclidean" and extension.has_kernel("gpudist::distance_at", seeds.device):
+        flat = spacing.reshape(-1).tolist()  # one row, or one per row of seeds
+        return extension.distance_at(seeds, query, flat, dtype)
+    sampling = tuple(spacing[0].tolist()) if spacing.shape[0] == 1 else spacing
+    return edt(seeds, sampling, ndim=ndim, dtype=dtype, metric=metric)[query]
 
 
 @dataclass(frozen=True)
