@@ -26,6 +26,8 @@ A multi-label backend (`multilabel=True`) has the semantics of the op `gpudist::
     fn(labels, spacing, black_border, squared, dtype) -> Tensor
 
 - labels: contiguous (B, *spatial) bool / uint8 / int32 / int64; 0 is the background.
+- spacing (this and the two variants below): positive finite values, one per spatial axis or
+  one row of them per item (B * ndim values, row-major; `rows_of_spacing`), one call either way.
 - Returns (B, *spatial) of `dtype`: the distance from each element of a nonzero label to the
   nearest element of a different label (0 included; the outside too with black_border), 0 on
   label 0, +inf in an item of a single nonzero label (without black_border).
