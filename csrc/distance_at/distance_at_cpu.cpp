@@ -194,7 +194,7 @@ at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_an
   TORCH_CHECK_VALUE(query_any.sizes() == src_any.sizes() && query_any.device() == src_any.device(),
                     "gpudist: query must have the shape and device of src");
   const at::Tensor src = src_any.contiguous(), query = query_any.contiguous();
-  const Plan plan = make_plan(src, 0, spacing, "edt", false, dtype, std::nullopt, true);
+  const Plan plan = make_plan(src, 0, spacing, "edt", false, dtype, std::nullopt);
   const at::TensorOptions options = src.options().dtype(dtype);
   if (src.numel() == 0) return at::empty({0}, options);
   const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());

@@ -66,17 +66,14 @@ std::pair<double, double> check_spacing_row(at::ArrayRef<double> spacing, at::Sc
 
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
                const std::string& convention, bool black_border, at::ScalarType dtype,
-               std::optional<double> max_distance, bool per_item) {
+               std::optional<double> max_distance) {
   const int64_t values = static_cast<int64_t>(spacing.size());
   TORCH_CHECK_VALUE(values >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
-  // One row of nd values for every item, or (per_item) one row per item of the batch.
-  const int64_t batch = src.dim() >= 2 ? src.size(0) : 0;
-  const bool rows_per_item = per_item && src.dim() >= 2 && batch > 1 &&
-                             values == batch * (src.dim() - 1);
+  const bool rows_per_item = spacing_per_item(src, values);
   const int64_t nd = rows_per_item ? src.dim() - 1 : values;
   TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
-                    " spatial dims, got ", src.dim(), " dims",
-                    per_item ? " (or one row of spacing per batch item: B * ndim values)" : "");
+                    " spatial dims, got ", src.dim(),
+                    " dims (or one row of spacing per batch item: B * ndim values)");
   TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
                     "gpudist: dtype must be float32 or float64");
   TORCH_CHECK_VALUE(num_classes >= 0, "gpudist: num_classes must be >= 0");
@@ -88,7 +85,7 @@ Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> 
                       "gpudist: labels must be uint8, int32 or int64, got ", dtype_name(st));
   }
   Plan plan;
-  plan.rows = rows_per_item ? batch : 1;
+  plan.rows = rows_per_item ? src.size(0) : 1;
   const int conv = parse_convention(convention);
   for (int64_t r = 0; r < plan.rows; ++r) {
     const at::ArrayRef<double> row = spacing.slice(r * nd, nd);

@@ -65,11 +65,18 @@ struct Plan {
   }
 };
 
+// Whether `values` spacing values are one row per item of src (B, *spatial): B * (src.dim() - 1)
+// of them with B > 1 (else they are one row shared by every item). The ops that take a spacing
+// (make_plan, variant_args.h) read it so.
+inline bool spacing_per_item(const at::Tensor& src, int64_t values) {
+  return src.dim() >= 2 && src.size(0) > 1 && values == src.size(0) * (src.dim() - 1);
+}
+
 // Checks every argument (TORCH_CHECK_VALUE, messages naming the argument) and derives the plan.
-// per_item: spacing may also hold B rows of nd values, row-major (B = src.size(0) > 1).
+// spacing: nd values, or B rows of nd values, row-major (B = src.size(0) > 1).
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
                const std::string& convention, bool black_border, at::ScalarType dtype,
-               std::optional<double> max_distance, bool per_item = false);
+               std::optional<double> max_distance);
 
 // Calls fn(pointer) with src's data as the kernels read it: bool masks and uint8 labels as
 // const uint8_t*, int32 labels as const int32_t*, int64 labels as const long long* (the

@@ -13,7 +13,7 @@ at::Tensor distance_transform_cpu(const at::Tensor& src_any, int64_t num_classes
   TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
   const at::Tensor src = src_any.contiguous();
   const Plan plan =
-      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance, true);
+      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance);
   at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
   if (out.numel() == 0) return out;
   with_src_data(src, [&](auto* s) {

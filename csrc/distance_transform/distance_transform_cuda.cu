@@ -104,7 +104,7 @@ at::Tensor distance_transform_cuda(const at::Tensor& src_any, int64_t num_classe
   const at::Tensor src = src_any.contiguous();
   // max_distance is checked, then unused: every distance is computed, as the schema allows.
   const Plan plan =
-      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance, true);
+      make_plan(src, num_classes, spacing, convention, black_border, dtype, max_distance);
   at::Tensor out = at::empty(plan.out_sizes, src.options().dtype(dtype));
   if (out.numel() == 0) return out;
   with_src_data(src, [&](auto* s) {

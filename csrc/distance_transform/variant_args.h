@@ -59,8 +59,7 @@ inline VariantArgs variant_args(const at::Tensor& src, const char* name,
                                 at::ArrayRef<double> spacing, at::ScalarType dtype) {
   const int64_t values = static_cast<int64_t>(spacing.size());
   TORCH_CHECK_VALUE(values >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
-  const int64_t batch = src.dim() >= 2 ? src.size(0) : 0;
-  const bool per_item = src.dim() >= 2 && batch > 1 && values == batch * (src.dim() - 1);
+  const bool per_item = spacing_per_item(src, values);
   const int64_t nd = per_item ? src.dim() - 1 : values;
   TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: ", name, " must be (batch, *spatial) with ",
                     nd, " spatial dims, got ", src.dim(),
@@ -68,7 +67,7 @@ inline VariantArgs variant_args(const at::Tensor& src, const char* name,
   TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
                     "gpudist: dtype must be float32 or float64");
   VariantArgs args;
-  args.rows = per_item ? batch : 1;
+  args.rows = per_item ? src.size(0) : 1;
   args.spacing.assign(spacing.begin(), spacing.end());
   for (index_t r = 0; r < args.rows; ++r) {
     double scale = 0.0;
