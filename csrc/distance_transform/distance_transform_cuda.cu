@@ -8,7 +8,6 @@
 #include <torch/library.h>
 
 #include <cstdlib>
-#include <vector>
 
 #include "cuda_launch.h"
 #include "distance_transform/cuda_plan.h"
@@ -57,21 +56,9 @@ void run_plan(const L* src, at::Tensor& out, const Plan& p) {
                        scratch_budget(free_device_bytes(device)), generation, sizeof(T));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   const Finalize& fin = p.fins[0];
-  // A per-item spacing: the kernels read each line's row (LineSpacing) from a table on the
-  // device, nd weights then scale and shift per row; one shared spacing needs no table (and no
-  // host-to-device copy, so the launches can be captured in a CUDA graph).
-  const index_t nd = static_cast<index_t>(p.shape.size()), stride = nd + 2;
-  at::Tensor rows;
-  if (p.rows > 1) {
-    std::vector<double> table;
-    for (index_t r = 0; r < p.rows; ++r) {
-      table.insert(table.end(), p.w.begin() + r * nd, p.w.begin() + (r + 1) * nd);
-      table.push_back(p.fins[r].scale);
-      table.push_back(p.fins[r].shift);
-    }
-    rows = at::tensor(table, at::dtype(at::kDouble)).to(out.device());
-  }
-  const double* row_data = rows.defined() ? rows.const_data_ptr<double>() : nullptr;
+  // A per-item spacing: the kernels read each line's row from the table (none when shared).
+  const at::Tensor table = line_spacing_table(p.w, p.fins, out);
+  const index_t nd = static_cast<index_t>(p.shape.size());
   at::Tensor tmp = plan.passes.size() > 1 ? at::empty_like(out) : out;
   at::Tensor scratch = at::empty({plan.scratch_words}, out.options().dtype(at::kDouble));
   auto data = [&](index_t buffer) { return (buffer == kBufferOut ? out : tmp).data_ptr<T>(); };
@@ -79,17 +66,17 @@ void run_plan(const L* src, at::Tensor& out, const Plan& p) {
     const auto grid = static_cast<unsigned>(l.blocks);
     const auto threads = static_cast<unsigned>(plan.block);
     const double w = p.w[l.axis];
-    const index_t row_lines = l.lines / p.rows;  // the lines of one row's items
+    const LineSpacing sp = line_spacing(table, p.rows, nd, l.lines, l.axis);
     if (l.in == kBufferSrc) {
       first<<<grid, threads, 0, stream>>>(
           src, data(l.out), l.n, l.inner, l.outer, l.lines, p.classes, w, p.two_sided,
-          p.black_border, l.finalize, fin.convention, fin.scale, fin.shift, row_data, row_lines,
-          stride, l.axis);
+          p.black_border, l.finalize, fin.convention, fin.scale, fin.shift, sp.rows,
+          sp.row_lines, sp.row_stride, sp.axis);
     } else {
       envelope<<<grid, threads, 0, stream>>>(
           data(l.in), data(l.out), l.n, l.inner, l.lines, l.slots, w, p.two_sided,
           p.black_border, l.finalize, fin.convention, fin.scale, fin.shift,
-          scratch.data_ptr<double>(), row_data, row_lines, stride, l.axis);
+          scratch.data_ptr<double>(), sp.rows, sp.row_lines, sp.row_stride, sp.axis);
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   }

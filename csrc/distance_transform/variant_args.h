@@ -36,18 +36,15 @@ struct VariantArgs {
     for (index_t s : shape) v *= s;
     return v;
   }
-  // The CUDA kernels' LineSpacing table (kernels/edt_line.cuh), laid out as the transform's:
-  // per row the nd weights (`raw`: the spacing itself, which the metric transform takes), the
-  // scale and half the smallest spacing (the shift, unused by the variants' conventions).
-  std::vector<double> table(bool raw) const {
-    const std::vector<double>& values = raw ? spacing : w;
-    const index_t nd = static_cast<index_t>(shape.size());
-    std::vector<double> out;
+  // Per row, the scale and shift (half the smallest spacing; unused by the variants'
+  // conventions) of the CUDA kernels' spacing table (cuda_launch.h's line_spacing_table), laid
+  // out as the transform's.
+  std::vector<Finalize> fins() const {
+    const size_t nd = shape.size();
+    std::vector<Finalize> out;
     for (index_t r = 0; r < rows; ++r) {
       const auto row = spacing.begin() + r * nd;
-      out.insert(out.end(), values.begin() + r * nd, values.begin() + (r + 1) * nd);
-      out.push_back(scales[r]);
-      out.push_back(0.5 * *std::min_element(row, row + nd));
+      out.push_back(Finalize{kEdt, scales[r], 0.5 * *std::min_element(row, row + nd)});
     }
     return out;
   }

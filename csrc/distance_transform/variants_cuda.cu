@@ -48,22 +48,16 @@ at::Tensor scratch_for(const CudaPlan& plan, const at::Tensor& like) {
   return at::empty({plan.scratch_words}, like.options().dtype(at::kDouble));
 }
 
-// The kernels' per-item spacing table (LineSpacing, kernels/edt_line.cuh) on like's device, or
-// an undefined tensor for a shared spacing (no table: no host-to-device copy).
+// The per-item spacing table of a variant's kernels (line_spacing_table; none when shared):
+// the pass weights, or (`raw`) the spacing itself, which the metric kernels take.
 at::Tensor table_for(const VariantArgs& args, bool raw, const at::Tensor& like) {
-  if (args.rows == 1) return at::Tensor();
-  return at::tensor(args.table(raw), at::dtype(at::kDouble)).to(like.device());
+  return line_spacing_table(raw ? args.spacing : args.w, args.fins(), like);
 }
 
-// LineSpacing's kernel arguments for the lines of pass l (row_lines: one item's lines).
-struct SpacingArgs {
-  const double* rows;
-  long long row_lines, row_stride, axis;
-};
-SpacingArgs spacing_args(const at::Tensor& table, const VariantArgs& args, index_t lines,
+// LineSpacing for the `lines` lines (or values) of one launch along `axis`.
+LineSpacing spacing_args(const at::Tensor& table, const VariantArgs& args, index_t lines,
                          index_t axis) {
-  const double* rows = table.defined() ? table.const_data_ptr<double>() : nullptr;
-  return {rows, lines / args.rows, static_cast<long long>(args.shape.size()) + 2, axis};
+  return line_spacing(table, args.rows, static_cast<index_t>(args.shape.size()), lines, axis);
 }
 
 template <typename T, typename L>
@@ -75,7 +69,7 @@ void run_multilabel(const L* labels, at::Tensor& out, const VariantArgs& args, b
   const at::Tensor table = table_for(args, false, out);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   for (const PassLaunch& l : plan.passes) {
-    const SpacingArgs sp = spacing_args(table, args, l.lines, l.axis);
+    const LineSpacing sp = spacing_args(table, args, l.lines, l.axis);
     kernel<<<unsigned(l.blocks), unsigned(plan.block), 0, stream>>>(
         labels, out.data_ptr<T>(), l.n, l.inner, l.lines, l.slots, args.w[l.axis], black_border,
         l.axis == 0, l.finalize, convention, args.scales[0], scratch.data_ptr<double>(), sp.rows,
@@ -112,7 +106,7 @@ void run_metric(const uint8_t* src, at::Tensor& out, const VariantArgs& args, in
   const at::Tensor table = table_for(args, true, out);
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   for (const PassLaunch& l : plan.passes) {
-    const SpacingArgs sp = spacing_args(table, args, l.lines, l.axis);
+    const LineSpacing sp = spacing_args(table, args, l.lines, l.axis);
     kernel<<<unsigned(l.blocks), unsigned(plan.block), 0, stream>>>(
         src, out.data_ptr<T>(), l.n, l.inner, l.lines, l.slots, args.spacing[l.axis], metric,
         black_border, l.axis == 0, scratch.data_ptr<double>(), sp.rows, sp.row_lines,
@@ -148,7 +142,7 @@ void run_features(const uint8_t* src, at::Tensor& out, at::Tensor& feat, const V
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   auto* fp = reinterpret_cast<long long*>(feat.data_ptr<int64_t>());
   for (const PassLaunch& l : plan.passes) {
-    const SpacingArgs sp = spacing_args(table, args, l.lines, l.axis);
+    const LineSpacing sp = spacing_args(table, args, l.lines, l.axis);
     kernel<<<unsigned(l.blocks), unsigned(plan.block), 0, stream>>>(
         src, out.data_ptr<T>(), fp, l.n, l.inner, l.outer, l.lines, l.slots, args.w[l.axis],
         l.axis == 0, scratch.data_ptr<double>(), sp.rows, sp.row_lines, sp.row_stride, sp.axis);
@@ -156,7 +150,7 @@ void run_features(const uint8_t* src, at::Tensor& out, at::Tensor& feat, const V
   }
   const index_t count = out.numel();
   const index_t blocks = std::min<index_t>((count + kCudaBlock - 1) / kCudaBlock, 65536);
-  const SpacingArgs sp = spacing_args(table, args, count, 0);  // row_lines: one item's values
+  const LineSpacing sp = spacing_args(table, args, count, 0);  // row_lines: one item's values
   finalize_kernel(static_cast<T*>(nullptr))<<<unsigned(blocks), unsigned(kCudaBlock), 0,
                                                  stream>>>(out.data_ptr<T>(), count, kEdt,
                                                            args.scales[0], 0.0, sp.rows,

@@ -80,9 +80,9 @@ struct Finalize {
 // launch's own value and fin when `rows` is null (one spacing for the whole batch), else those of
 // spacing row line / row_lines (row_lines: the pass's lines of one source item), read from `rows`,
 // row_stride = nd + 2 doubles per row: nd per-axis values (the pass weights; the metric
-// transform's spacing itself), then scale and shift. Built by the launchers
-// (csrc/distance_transform/distance_transform_cuda.cu, variants_cuda.cu) and by
-// gpudist/backends/cupy_nvrtc.py's spacing_table.
+// transform's spacing itself), then scale and shift. Built by csrc/cuda_launch.h's
+// line_spacing_table for the extension's launchers and by gpudist/backends/cupy_nvrtc.py's
+// spacing_table.
 struct LineSpacing {
   const double* rows;
   index_t row_lines, row_stride, axis;

@@ -82,7 +82,7 @@ def spacing_table(rows: Sequence[Sequence[float]], raw: bool = False) -> np.ndar
     """The kernels' per-item spacing table (LineSpacing, csrc/kernels/edt_line.cuh): per row the
     nd pass weights (s / scale)^2 (`raw`: the spacing itself, as the metric kernels take it),
     then scale (the row's largest) and shift (half its smallest), as the extension's launchers
-    build it (distance_transform_cuda.cu; variant_args.h's VariantArgs::table)."""
+    build it (csrc/cuda_launch.h's line_spacing_table)."""
     return np.array([[s if raw else (s / max(row)) ** 2 for s in row]
                      + [max(row), 0.5 * min(row)] for row in rows], dtype=np.float64)
 
