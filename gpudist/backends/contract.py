@@ -133,16 +133,7 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
                     max_distance: float | None = None) -> list[tuple[float, ...]]:
     """The op's argument checks (csrc make_plan), with its messages: ValueError when one fails.
     Returns the spacing's rows (`rows_of_spacing`)."""
-    if len(spacing) < 1:
-        raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
-    rows = rows_of_spacing(src, spacing)
-    nd = len(rows[0])
-    if src.dim() != nd + 1:
-        raise ValueError(f"gpudist: src must be (batch, *spatial) with {nd} spatial dims, "
-                         f"got {src.dim()} dims (or one row of spacing per batch item: "
-                         f"B * ndim values)")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError("gpudist: dtype must be float32 or float64")
+    rows = _spacing_rows_and_dtype(src, "src", spacing, dtype)
     if num_classes < 0:
         raise ValueError("gpudist: num_classes must be >= 0")
     if num_classes == 0 and src.dtype != torch.bool:
@@ -164,10 +155,10 @@ def check_arguments(src: torch.Tensor, num_classes: int, spacing: Sequence[float
     return rows
 
 
-def _check_variant(src: torch.Tensor, name: str, spacing: Sequence[float],
-                   dtype: torch.dtype) -> list[tuple[float, ...]]:
-    """The checks every variant op makes first (csrc variant_args.h), in its order; returns the
-    spacing's rows (`rows_of_spacing`)."""
+def _spacing_rows_and_dtype(src: torch.Tensor, name: str, spacing: Sequence[float],
+                            dtype: torch.dtype) -> list[tuple[float, ...]]:
+    """The checks every op makes first (make_plan, variant_args.h), in their order: a spacing,
+    src (named `name`) of one more dim than a row of it, a float dtype. Returns the rows."""
     if len(spacing) < 1:
         raise ValueError("gpudist: spacing must have one value per spatial axis (>= 1)")
     rows = rows_of_spacing(src, spacing)
@@ -178,6 +169,14 @@ def _check_variant(src: torch.Tensor, name: str, spacing: Sequence[float],
                          f"B * ndim values)")
     if dtype not in (torch.float32, torch.float64):
         raise ValueError("gpudist: dtype must be float32 or float64")
+    return rows
+
+
+def _check_variant(src: torch.Tensor, name: str, spacing: Sequence[float],
+                   dtype: torch.dtype) -> list[tuple[float, ...]]:
+    """The checks every variant op makes first (csrc variant_args.h), in its order; returns the
+    spacing's rows (`rows_of_spacing`)."""
+    rows = _spacing_rows_and_dtype(src, name, spacing, dtype)
     for r, row in enumerate(rows):
         if not all(math.isfinite(s) and s > 0 for s in row):
             where = f", in row {r}" if len(rows) > 1 else ""

@@ -214,14 +214,10 @@ def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor
         torch.logical_not(b, out=seeds[at:at + len(b)])
         at += len(b)
     query = torch.cat(queries) if len(queries) > 1 else queries[0]
-    unique = torch.unique(spacing, dim=0)
-    if unique.shape[0] == 1:
-        spacing = unique  # one shared row: the transform's shared-spacing path
     if metric == "euclidean" and extension.has_kernel("gpudist::distance_at", seeds.device):
-        flat = spacing.reshape(-1).tolist()  # one row, or one per row of seeds
-        return extension.distance_at(seeds, query, flat, dtype)
-    sampling = tuple(spacing[0].tolist()) if spacing.shape[0] == 1 else spacing
-    return edt(seeds, sampling, ndim=ndim, dtype=dtype, metric=metric)[query]
+        # A row per row of seeds (one row, for one seed row, is the shared spacing).
+        return extension.distance_at(seeds, query, spacing.reshape(-1).tolist(), dtype)
+    return edt(seeds, spacing, ndim=ndim, dtype=dtype, metric=metric)[query]
 
 
 @dataclass(frozen=True)
