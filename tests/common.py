@@ -182,12 +182,13 @@ def masks(draw, max_dims=4, max_side=9):
 def wide_masks(draw):
     """3-D masks whose last two axes are long enough for the CPU's windowed envelope (chunks of
     16 elements, tiles of 16 lines), with spacings that put the distances along them on both
-    sides of its reach (32 elements): some lines and lanes take the window, others fall back."""
-    shape = (draw(st.integers(1, 6)), draw(st.integers(16, 40)), draw(st.integers(16, 70)))
+    sides of its reach (32 elements for the middle axis, 64 for the last): some lines and lanes
+    take the window, others fall back."""
+    shape = (draw(st.integers(1, 6)), draw(st.integers(16, 40)), draw(st.integers(16, 140)))
     density = draw(st.sampled_from([0.05, 0.5, 0.9, 0.995]))
     mask = np.random.default_rng(draw(st.integers(0, 2**32 - 1))).random(shape) < density
     spacing = (draw(st.floats(0.5, 3.0)),) + tuple(
-        draw(st.sampled_from([1.0, 0.3, 0.06, 0.031, 0.03, 0.015, 7.0])) for _ in range(2))
+        draw(st.sampled_from([1.0, 0.3, 0.06, 0.031, 0.03, 0.015, 0.008, 7.0])) for _ in range(2))
     return mask, spacing
 
 

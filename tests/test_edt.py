@@ -96,12 +96,13 @@ def test_windowed_envelope_equals_scipy(target, data, black_border):
 @pytest.mark.parametrize("black_border", [False, True])
 def test_window_reach_boundary(target, black_border):
     """Rows 1.. of an image share their background columns and row 0 is background, so element
-    (r, x) ends at min(r^2, (x - nearest background column)^2): with runs of 63 to 66 foreground
-    columns the windowed envelope needs offsets just below, at and just above its reach (32), or
-    hands the row over."""
-    mask = np.ones((4, 40, 96), bool)
+    (r, x) ends at min(r^2, (x - nearest background column)^2): with runs of 63 to 66 and of 127
+    to 130 foreground columns the windowed envelope of the last axis needs offsets just below, at
+    and just above half and all of its reach (64), or hands the row over."""
+    mask = np.ones((8, 72, 160), bool)
     mask[:, 0] = False
-    for image, (a, b) in zip(mask, [(0, 64), (0, 65), (3, 70), (10, 73)]):
+    runs = [(0, 64), (0, 65), (3, 70), (10, 73), (0, 128), (0, 129), (3, 134), (10, 137)]
+    for image, (a, b) in zip(mask, runs):
         image[:, [a, b]] = False
     for spacing in [(1.0, 1.0), (1.0, 0.5), (2.0, 1.0), (1.0, 1.03)]:
         expected = np.stack([scipy_black_border(m, spacing) if black_border

@@ -35,14 +35,17 @@
 
 // Marks a CPU loop over independent elements to be vectorised (gcc keeps some fixed-length
 // loops of min/max blends scalar without it).
-// GD_SIMD_MAX(m): the same for a loop whose only dependence is the running maximum m.
+// GD_SIMD_MAX(m), GD_SIMD_OR(m): the same for a loop whose only dependence is the running
+// maximum (bitwise or) m.
 #if defined(_OPENMP) && !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 #define GD_SIMD _Pragma("omp simd")
 #define GD_SIMD_PRAGMA(text) _Pragma(#text)
 #define GD_SIMD_MAX(m) GD_SIMD_PRAGMA(omp simd reduction(max : m))
+#define GD_SIMD_OR(m) GD_SIMD_PRAGMA(omp simd reduction(| : m))
 #else
 #define GD_SIMD
 #define GD_SIMD_MAX(m)
+#define GD_SIMD_OR(m)
 #endif
 
 namespace gpudist {
@@ -341,6 +344,36 @@ GD_HD void window_relax(const T* __restrict__ left, const T* __restrict__ right,
   }
 }
 
+// window_relax() for the four offsets k, k + 1, k + 2, k + 3 (`step` elements apart, shift =
+// k's) on both sides of c: their minimum as a tree, then one update of d. d lives in memory,
+// and its chain of loads, minima and stores is what bounds the loop: one link per four offsets.
+template <int kChunk, typename T>
+GD_HD void window_relax4(const T* __restrict__ c, index_t shift, index_t step,
+                         T* __restrict__ d, const T* wk) {
+  const T* l = c - shift;
+  const T* r = c + shift;
+  GD_SIMD
+  for (int i = 0; i < kChunk; ++i) {
+    T u[4];
+    for (int j = 0; j < 4; ++j) {
+      const T a = fabs(l[i - j * step]), b = fabs(r[i + j * step]);
+      u[j] = (a < b ? a : b) + wk[j];
+    }
+    const T u01 = u[0] < u[1] ? u[0] : u[1], u23 = u[2] < u[3] ? u[2] : u[3];
+    const T v = u01 < u23 ? u01 : u23;
+    d[i] = v < d[i] ? v : d[i];
+  }
+}
+
+// Whether some d[i], i < kChunk, is above wk: whether a farther offset may still lower one.
+template <int kChunk, typename T>
+GD_HD bool any_above(const T* d, T wk) {
+  int above = 0;
+  GD_SIMD_OR(above)
+  for (int i = 0; i < kChunk; ++i) above |= d[i] > wk;
+  return above != 0;
+}
+
 // The same envelope pass as envelope_line(), over kLanes adjacent lines of n elements (element
 // x of lane j at in[x * kLanes + j]), computed directly as
 //   g'(x) = min over sites y of cost(y) + w (x - y)^2
@@ -417,14 +450,22 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
       }
     if (kLanes > 1)
       for (int i = 0; i < kChunk; ++i) d[i] = done >> i & 1u ? d[i] : T(0);
-    T bound = stop_at(d);
     // Offsets up to `within` reach no end of the line (kLanes == 1: of the padding).
     const index_t within = kLanes == 1 ? min_index(e0 + pad, n + pad - e0 - kChunk)
                                        : min_index(first, n - 1 - last);
-    for (index_t k = 1; k <= last_k; ++k) {
+    const index_t grouped = min_index(within, last_k);  // offsets that may go four at a time
+    for (index_t k = 1; k <= last_k;) {
       const T wk = T(w * double(k) * double(k));
-      if (!(wk < bound)) break;
+      if (!(wk < ceiling) || !any_above<kChunk>(d, wk)) break;
       const index_t shift = k * kLanes;
+      if (k + 3 <= grouped) {  // going up to three offsets past the stop is harmless
+        const T wks[4] = {wk, T(w * double(k + 1) * double(k + 1)),
+                          T(w * double(k + 2) * double(k + 2)),
+                          T(w * double(k + 3) * double(k + 3))};
+        window_relax4<kChunk>(c, shift, kLanes, d, wks);
+        k += 4;
+        continue;
+      }
       if (k <= within) {
         window_relax<kChunk>(c - shift, c + shift, d, wk);
       } else if (kLanes > 1) {  // one position: the offset reaches past one end, or both
@@ -437,7 +478,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
           if (x + k < n && fabs(c[i + shift]) + wk < d[i]) d[i] = fabs(c[i + shift]) + wk;
         }
       }
-      if ((k & 3) == 0) bound = stop_at(d);  // tighten the stopping bound now and then
+      ++k;
     }
     if (!(stop_at(d) <= limit)) {  // some minimum may come from a site farther than reach
       for (index_t i = 0; i < m; ++i)
