@@ -35,16 +35,13 @@
 
 // Marks a CPU loop over independent elements to be vectorised (gcc keeps some fixed-length
 // loops of min/max blends scalar without it).
-// GD_SIMD_MAX(m), GD_SIMD_OR(m): the same for a loop whose only dependence is the running
-// maximum (bitwise or) m.
+// GD_SIMD_OR(m): the same for a loop whose only dependence is the running bitwise or m.
 #if defined(_OPENMP) && !defined(__CUDACC__) && !defined(__CUDACC_RTC__)
 #define GD_SIMD _Pragma("omp simd")
 #define GD_SIMD_PRAGMA(text) _Pragma(#text)
-#define GD_SIMD_MAX(m) GD_SIMD_PRAGMA(omp simd reduction(max : m))
 #define GD_SIMD_OR(m) GD_SIMD_PRAGMA(omp simd reduction(| : m))
 #else
 #define GD_SIMD
-#define GD_SIMD_MAX(m)
 #define GD_SIMD_OR(m)
 #endif
 
@@ -416,13 +413,6 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
   if (two_sided)  // -w d^2 or w d^2 by class: the 1-D distance to the other class, as pass 1
     first_pass_by<kLanes, double>(in, kLanes, IsInside<double>{}, other, kLanes, n, w, true,
                                   false);
-  // Where a chunk's offsets may stop: its largest current minimum, or the cap.
-  auto stop_at = [&](const T* d) {
-    T bound = T(0);
-    GD_SIMD_MAX(bound)
-    for (int i = 0; i < kChunk; ++i) bound = d[i] > bound ? d[i] : bound;
-    return bound < ceiling ? bound : ceiling;
-  };
   for (index_t e0 = 0; e0 < size; e0 += kChunk) {
     const index_t m = size - e0 < kChunk ? size - e0 : kChunk;  // < kChunk: a line's last chunk
     const index_t first = e0 / kLanes, last = (e0 + m - 1) / kLanes;  // positions spanned
@@ -480,7 +470,7 @@ GD_HD unsigned window_envelope(const T* __restrict__ in, T* __restrict__ out, in
       }
       ++k;
     }
-    if (!(stop_at(d) <= limit)) {  // some minimum may come from a site farther than reach
+    if (any_above<kChunk>(d, limit)) {  // a minimum may come from a site farther than reach
       for (index_t i = 0; i < m; ++i)
         if (!(d[i] <= limit)) done &= kLanes == 1 ? 0u : ~(1u << i);
       if (!done) return 0;
