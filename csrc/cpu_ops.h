@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 
+#include <tuple>
+
 #include <optional>
 #include <string>
 
@@ -26,8 +28,10 @@ at::Tensor distance_transform_cpu(const at::Tensor& src, int64_t num_classes,
                                   at::ArrayRef<double> spacing, const std::string& convention,
                                   bool black_border, at::ScalarType dtype,
                                   std::optional<double> max_distance);
-at::Tensor distance_at_cpu(const at::Tensor& src, const at::Tensor& query,
-                           at::ArrayRef<double> spacing, at::ScalarType dtype);
+std::tuple<at::Tensor, at::Tensor> distance_at_cpu(const at::Tensor& sites,
+                                                   const at::Tensor& query,
+                                                   at::ArrayRef<double> spacing,
+                                                   at::ScalarType dtype);
 at::Tensor boundary_loss_forward_cpu(const at::Tensor& logits, const at::Tensor& phi,
                                      at::IntArrayRef idc);
 at::Tensor boundary_loss_backward_cpu(const at::Tensor& grad, const at::Tensor& logits,

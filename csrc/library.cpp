@@ -45,7 +45,9 @@ TORCH_LIBRARY(gpudist, m) {
       "metric_transform(Tensor src, float[] spacing, str metric, bool black_border, "
       "ScalarType dtype) -> Tensor");
   m.def("feature_transform(Tensor src, float[] spacing, ScalarType dtype) -> (Tensor, Tensor)");
-  m.def("distance_at(Tensor src, Tensor query, float[] spacing, ScalarType dtype) -> Tensor");
+  m.def(
+      "distance_at(Tensor sites, Tensor query, float[] spacing, ScalarType dtype) "
+      "-> (Tensor, Tensor)");
   m.def("voxel_border(Tensor mask, int connectivity) -> Tensor");
   m.def("boundary_loss_forward(Tensor logits, Tensor phi, int[] idc) -> Tensor");
   m.def("boundary_loss_backward(Tensor grad, Tensor logits, Tensor phi, int[] idc) -> Tensor");

@@ -1,5 +1,7 @@
-"""The op gpudist::distance_at (the edt read at query elements, by search; the surface metrics'
-distances) against scipy, its far-query fallback, bad arguments and its registration."""
+"""The op gpudist::distance_at (distances from query elements to the nearest site, by search; the
+surface metrics' distances) against scipy, its far-query fallback, bad arguments and its
+registration. The tests draw masks `src` as the transform's input (true = foreground) and pass
+their sites, ~src."""
 
 import numpy as np
 import pytest
@@ -15,9 +17,22 @@ needs_distance_at = pytest.mark.skipif(
     reason="the extension is not built")
 
 
-def _distance_at_reference(mask: np.ndarray, query: np.ndarray, spacing) -> np.ndarray:
-    """scipy per item, read at the queries in row-major order."""
-    return np.concatenate([scipy_edt(m, spacing)[q] for m, q in zip(mask, query)])
+def _check(src, query, spacing, dtype: torch.dtype, rows=None) -> None:
+    """distance_at(~src, query) equals scipy's edt of each item src[b] (spacing, or rows[b] when
+    given) read at query[b] in row-major order, padded with +inf; the counts are query's."""
+    src, query = torch.as_tensor(src), torch.as_tensor(query)
+    dist, count = extension.distance_at(~src, query, spacing, dtype)
+    values = [scipy_edt(m.numpy(), spacing if rows is None else rows[b])[q.numpy()]
+              for b, (m, q) in enumerate(zip(src, query))]
+    width = max((len(v) for v in values), default=0)
+    expected = np.full((len(values), width), np.inf)
+    for b, v in enumerate(values):
+        expected[b, :len(v)] = v
+    assert dist.dtype == dtype and count.dtype == torch.int64
+    assert count.tolist() == [len(v) for v in values]
+    assert dist.shape == expected.shape
+    np.testing.assert_allclose(dist.double().numpy(), expected,
+                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
 
 
 @needs_distance_at
@@ -35,12 +50,7 @@ def test_distance_at_equals_scipy(data, batch, query_density, seed, dtype):
     if batch > 1 and rng.random() < 0.3:
         items[-1] = True
     query = rng.random(items.shape) < query_density
-    got = extension.distance_at(torch.from_numpy(items), torch.from_numpy(query),
-                                         spacing, dtype)
-    expected = _distance_at_reference(items, query, spacing)
-    assert got.dtype == dtype and got.shape == expected.shape
-    np.testing.assert_allclose(got.double().numpy(), expected,
-                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+    _check(items, query, spacing, dtype)
 
 
 @needs_distance_at
@@ -55,11 +65,9 @@ def test_distance_at_surfaces_far_and_near():
     sites = np.stack([~shell, ~far, ~shell])
     query = np.stack([(radius >= 15) & (radius < 16) | far, shell, np.ones_like(shell)])
     spacing = (1.0, 0.8, 1.5)
-    expected = _distance_at_reference(sites, query, spacing)
     src, q = torch.from_numpy(sites), torch.from_numpy(query)
     for a, b in ((src, q), (src.transpose(1, 3).contiguous().transpose(1, 3), q.mT.contiguous().mT)):
-        got = extension.distance_at(a, b, spacing, torch.float64)
-        np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+        _check(a, b, spacing, torch.float64)
 
 
 @needs_distance_at
@@ -72,10 +80,7 @@ def test_distance_at_line_lengths_and_precision(shape, spacing, dtype):
     g = torch.Generator().manual_seed(len(shape))
     src = torch.rand(shape, generator=g) < 0.995
     query = torch.rand(shape, generator=g) < 0.5
-    got = extension.distance_at(src, query, spacing, dtype)
-    expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
-    np.testing.assert_allclose(got.double().numpy(), expected,
-                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+    _check(src, query, spacing, dtype)
 
 
 @needs_distance_at
@@ -88,11 +93,7 @@ def test_distance_at_far_queries_take_the_full_transform(dtype):
     src[0, 0, 0, 0] = src[0, 0, 1, 0] = False
     src[1, ::3, ::3, ::3] = False
     query = torch.ones_like(src)
-    spacing = (1.2, 0.9, 1.0)
-    got = extension.distance_at(src, query, spacing, dtype)
-    expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
-    np.testing.assert_allclose(got.double().numpy(), expected,
-                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+    _check(src, query, (1.2, 0.9, 1.0), dtype)
 
 
 @needs_distance_at
@@ -109,9 +110,7 @@ def test_distance_at_within_one_item(threads):
         near = torch.rand((1, 30, 70, 50), generator=torch.Generator().manual_seed(2)) < 0.97
         for src in (far, near):
             query = torch.rand(src.shape, generator=torch.Generator().manual_seed(3)) < 0.5
-            got = extension.distance_at(src, query, spacing, torch.float64)
-            expected = _distance_at_reference(src.numpy(), query.numpy(), spacing)
-            np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+            _check(src, query, spacing, torch.float64)
     finally:
         torch.set_num_threads(old)
 
@@ -130,21 +129,16 @@ def test_distance_at_takes_a_spacing_row_per_item(shape, dtype):
     query = torch.from_numpy(rng.random(shape) < 0.5)
     rows = [tuple(rng.uniform(0.2, 3.0, nd)) for _ in range(b)]
     rows[1] = tuple(1e4 * s for s in rows[1])
-    got = extension.distance_at(src, query, [s for row in rows for s in row], dtype)
-    expected = np.concatenate([_distance_at_reference(src[i:i + 1].numpy(),
-                                                      query[i:i + 1].numpy(), row)
-                               for i, row in enumerate(rows)])
-    np.testing.assert_allclose(got.double().numpy(), expected,
-                               rtol=1e-6 if dtype == torch.float32 else 1e-12)
+    _check(src, query, [s for row in rows for s in row], dtype, rows)
 
 
 @needs_distance_at
 def test_distance_at_rejects_bad_arguments():
     at = extension.distance_at
     m = torch.ones(2, 5, 5, dtype=torch.bool)
-    with pytest.raises(ValueError, match="src and query must be bool masks"):
+    with pytest.raises(ValueError, match="sites and query must be bool masks"):
         at(m.byte(), m, (1.0, 1.0), torch.float32)
-    with pytest.raises(ValueError, match="query must have the shape and device of src"):
+    with pytest.raises(ValueError, match="query must have the shape and device of sites"):
         at(m, m[:, :4], (1.0, 1.0), torch.float32)
     with pytest.raises(ValueError, match="spacing must be positive and finite"):
         at(m, m, (1.0, -1.0), torch.float32)
@@ -152,14 +146,24 @@ def test_distance_at_rejects_bad_arguments():
         at(m, m, (1.0, 1.0, 1.0, 0.0), torch.float32)
     with pytest.raises(ValueError, match="with 1 spatial dims, got 3 dims"):
         at(m, m, (1.0,), torch.float32)
-    assert at(m[:0], m[:0], (1.0, 1.0), torch.float32).shape == (0,)
+
+
+
+@needs_distance_at
+@pytest.mark.parametrize("shape", [(0, 5, 5), (2, 0, 5), (3, 4, 0)], ids=str)
+def test_distance_at_size_zero(shape):
+    """No item, or items without elements: (B, 0) distances and zero counts."""
+    m = torch.ones(shape, dtype=torch.bool)
+    dist, count = extension.distance_at(m, m, (1.0, 1.0), torch.float32)
+    assert dist.shape == (shape[0], 0) and dist.dtype == torch.float32
+    assert count.tolist() == [0] * shape[0]
 
 
 @needs_distance_at
 def test_distance_at_opcheck():
     g = torch.Generator().manual_seed(0)
-    src = torch.rand(2, 6, 7, generator=g) < 0.8
+    sites = torch.rand(2, 6, 7, generator=g) < 0.2
     query = torch.rand(2, 6, 7, generator=g) < 0.4
     torch.library.opcheck(torch.ops.gpudist.distance_at.default,
-                          (src, query, [1.0, 2.0], torch.float32),
+                          (sites, query, [1.0, 2.0], torch.float32),
                           test_utils=("test_schema", "test_faketensor"))

@@ -129,9 +129,8 @@ def test_voxel_per_item_spacing_and_per_class_tolerance_equal_monai():
 
 @pytest.mark.parametrize("search", [True, False], ids=["distance_at", "full edt"])
 def test_distances_to_surfaces_equal_scipy_per_row(search, monkeypatch):
-    """The rows' distances in row-major order, with spacings interleaved across rows (values
-    regrouped per spacing), a row without sites and a row without queries, sites given as two
-    stacked tensors."""
+    """Each row's distances in row-major order, padded with +inf, with spacings interleaved
+    across rows, a row without sites and a row without queries."""
     from scipy import ndimage
 
     if search and not extension.has_kernel("gpudist::distance_at", "cpu"):
@@ -144,14 +143,16 @@ def test_distances_to_surfaces_equal_scipy_per_row(search, monkeypatch):
     queries = rng.random((5, 9, 11)) < 0.3
     queries[1] = False
     spacing = [[1.0, 2.0], [0.5, 0.7], [1.0, 2.0], [0.5, 0.7], [3.0, 0.2]]
-    got = distances._distances_to_surfaces(
-        [torch.from_numpy(sites[:2]), torch.from_numpy(sites[2:])],
-        [torch.from_numpy(queries[:2]), torch.from_numpy(queries[2:])],
-        torch.tensor(spacing, dtype=torch.float64), torch.float64)
-    expected = np.concatenate([
-        (ndimage.distance_transform_edt(~s, sampling=sp) if s.any() else np.full(s.shape, np.inf))[q]
-        for s, q, sp in zip(sites, queries, spacing)])
-    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-12)
+    dist, count = distances._distances_to_surface(
+        torch.from_numpy(sites), torch.from_numpy(queries),
+        torch.tensor(spacing, dtype=torch.float64), torch.float64, "euclidean")
+    rows = [(ndimage.distance_transform_edt(~s, sampling=sp) if s.any()
+             else np.full(s.shape, np.inf))[q] for s, q, sp in zip(sites, queries, spacing)]
+    assert count.tolist() == [len(r) for r in rows] and count[1] == 0
+    expected = np.full((5, max(map(len, rows))), np.inf)
+    for b, r in enumerate(rows):
+        expected[b, :len(r)] = r
+    np.testing.assert_allclose(dist.numpy(), expected, rtol=1e-12)
 
 
 @pytest.mark.parametrize("surface", ["voxel", "surfel"])

@@ -1,5 +1,5 @@
-// gpudist::distance_at on the CPU: per item, the transform's first pass (cpu_passes.h), then a
-// direct search outward from each query element.
+// gpudist::distance_at on the CPU: per item, the transform's first pass (cpu_passes.h) from the
+// sites, then a direct search outward from each query element.
 // Compiled twice (cpu_ops.h), registered by cpu_ops.cpp.
 #include <ATen/Parallel.h>
 
@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -33,9 +34,9 @@ Plan one_item(const Plan& p, index_t r) {
   return one;
 }
 
-// Squared distance, in pass units, from the element at g to the nearest background element, by
-// direct search over c, a first pass along axis 0 run with unit weight (|c| = the squared element
-// count to the nearest background element along axis 0): min over offsets t along `axis`
+// Squared distance, in pass units, from the element at c to the nearest site, by direct search
+// over c, a first pass along axis 0 run with unit weight (|c| = the squared element count to the
+// nearest site along axis 0): min over offsets t along `axis`
 // (coordinate `at` on it, outward from 0) of w t^2 plus the same search one axis down, stopping
 // once w t^2 reaches the best so far. Exact below `cap`; a result of cap or more comes back as
 // cap. The work grows with the distance found (about d^(nd-1) elements read, counted in
@@ -121,11 +122,11 @@ struct ItemSearch {
 // it, reused, so it stays in cache for the searches), else one item at a time with its first
 // pass and its queries spread over the threads. Then search_nearest from each query element,
 // in row-major order. An item whose searches read more than kSearchReads values per element
-// (queries far from every background element) is redone with the full transform, which is then
-// cheaper. Items without background give +inf at once.
+// (queries far from every site) is redone with the full transform, which is then cheaper.
+// Items without a site give +inf at once. Returns (dist, count) as distance_at.h lays them out.
 template <typename T, typename C>
-at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
-                       const at::TensorOptions& options) {
+std::tuple<at::Tensor, at::Tensor> distance_at(const uint8_t* sites, const uint8_t* query,
+                                               const Plan& p, const at::TensorOptions& options) {
   constexpr index_t kSearchReads = 16;
   const int nd = static_cast<int>(p.shape.size());
   index_t volume = 1;
@@ -140,17 +141,17 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
   // pass and the searches run over every thread, or inline on this one when nested in the
   // parallel loop over items (at::parallel_for does not nest).
   auto search_item = [&](index_t r, std::vector<C>& c) {
-    const uint8_t* s = src + r * volume;
+    const uint8_t* s = sites + r * volume;
     const uint8_t* q = query + r * volume;
     std::vector<index_t> list;  // the queries, in row-major order
     for (index_t e = next_nonzero(q, 0, volume); e < volume; e = next_nonzero(q, e + 1, volume))
       list.push_back(e);
     found[r].assign(list.size(), T(INFINITY));
-    if (std::memchr(s, 0, volume) == nullptr) return;  // no site
+    if (list.empty() || next_nonzero(s, 0, volume) == volume) return;  // no query, or no site
     const Plan item = one_item(p, r);
     Plan counts = item;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
     counts.w[0] = 1.0;
-    first_pass(s, c.data(), counts, volume);
+    first_pass(s, c.data(), counts, volume, nullptr, /*mask_fg=*/0);  // the sites are true
     const ItemSearch<T, C> search{item, stride, c.data()};
     std::atomic<index_t> reads{0};
     at::parallel_for(0, index_t(list.size()), 1024, [&](index_t begin, index_t end) {
@@ -163,8 +164,11 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
       reads += mine;
     });
     if (reads <= budget) return;
-    std::vector<T> full(volume);  // far queries: the full transform is cheaper
-    run_passes(s, full.data(), item);
+    // Far queries: the full transform of the complement (foreground = not a site) is cheaper.
+    std::vector<uint8_t> others(volume);
+    for (index_t e = 0; e < volume; ++e) others[e] = s[e] ^ 1;
+    std::vector<T> full(volume);
+    run_passes(others.data(), full.data(), item);
     for (size_t i = 0; i < list.size(); ++i) found[r][i] = full[list[i]];
   };
   if (p.items >= at::get_num_threads()) {
@@ -176,28 +180,39 @@ at::Tensor distance_at(const uint8_t* src, const uint8_t* query, const Plan& p,
     std::vector<C> c(volume);
     for (index_t r = 0; r < p.items; ++r) search_item(r, c);
   }
-  std::vector<index_t> offset(p.items + 1, 0);
-  for (index_t r = 0; r < p.items; ++r) offset[r + 1] = offset[r] + index_t(found[r].size());
-  at::Tensor out = at::empty({offset[p.items]}, options);
-  for (index_t r = 0; r < p.items; ++r)
-    std::copy(found[r].begin(), found[r].end(), out.data_ptr<T>() + offset[r]);
-  return out;
+  index_t width = 0;
+  at::Tensor count = at::empty({p.items}, options.dtype(at::kLong));
+  for (index_t r = 0; r < p.items; ++r) {
+    count.data_ptr<int64_t>()[r] = index_t(found[r].size());
+    width = std::max(width, index_t(found[r].size()));
+  }
+  at::Tensor dist = at::empty({p.items, width}, options);
+  T* out = dist.data_ptr<T>();
+  for (index_t r = 0; r < p.items; ++r) {
+    T* row = std::copy(found[r].begin(), found[r].end(), out + r * width);
+    std::fill(row, out + (r + 1) * width, T(INFINITY));
+  }
+  return {dist, count};
 }
 
 }  // namespace
 
-at::Tensor distance_at_cpu(const at::Tensor& src_any, const at::Tensor& query_any,
-                           at::ArrayRef<double> spacing, at::ScalarType dtype) {
-  TORCH_CHECK_VALUE(src_any.device().is_cpu(), "gpudist: src must be a CPU tensor here");
-  TORCH_CHECK_VALUE(src_any.scalar_type() == at::kBool && query_any.scalar_type() == at::kBool,
-                    "gpudist: src and query must be bool masks");
-  TORCH_CHECK_VALUE(query_any.sizes() == src_any.sizes() && query_any.device() == src_any.device(),
-                    "gpudist: query must have the shape and device of src");
-  const at::Tensor src = src_any.contiguous(), query = query_any.contiguous();
-  const Plan plan = make_plan(src, 0, spacing, "edt", false, dtype, std::nullopt);
-  const at::TensorOptions options = src.options().dtype(dtype);
-  if (src.numel() == 0) return at::empty({0}, options);
-  const auto* s = reinterpret_cast<const uint8_t*>(src.const_data_ptr<bool>());
+std::tuple<at::Tensor, at::Tensor> distance_at_cpu(const at::Tensor& sites_any,
+                                                   const at::Tensor& query_any,
+                                                   at::ArrayRef<double> spacing,
+                                                   at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(sites_any.device().is_cpu(), "gpudist: sites must be a CPU tensor here");
+  TORCH_CHECK_VALUE(sites_any.scalar_type() == at::kBool && query_any.scalar_type() == at::kBool,
+                    "gpudist: sites and query must be bool masks");
+  TORCH_CHECK_VALUE(query_any.sizes() == sites_any.sizes() &&
+                        query_any.device() == sites_any.device(),
+                    "gpudist: query must have the shape and device of sites");
+  const at::Tensor sites = sites_any.contiguous(), query = query_any.contiguous();
+  const Plan plan = make_plan(sites, 0, spacing, "edt", false, dtype, std::nullopt);
+  const at::TensorOptions options = sites.options().dtype(dtype);
+  if (sites.numel() == 0)
+    return {at::empty({plan.items, 0}, options), at::zeros({plan.items}, options.dtype(at::kLong))};
+  const auto* s = reinterpret_cast<const uint8_t*>(sites.const_data_ptr<bool>());
   const auto* q = reinterpret_cast<const uint8_t*>(query.const_data_ptr<bool>());
   // Squared counts up to (2^12)^2 are exact in float; in 1-D the first pass finalizes, in C.
   const bool narrow = plan.shape.size() > 1 && plan.shape[0] < (index_t(1) << 12);

@@ -200,10 +200,11 @@ bool single_class(const L* s, index_t volume, index_t fg, bool& inside) {
   return true;
 }
 
-// First pass of the items whose skip flag is 0 (all items without skip).
+// First pass of the items whose skip flag is 0 (all items without skip). mask_fg: the value of a
+// mask's foreground elements (1; 0 where the mask's true elements are the sites).
 template <typename T, typename L>
 void first_pass(const L* src, T* out, const Plan& p, index_t volume,
-                const char* skip = nullptr) {
+                const char* skip = nullptr, index_t mask_fg = 1) {
   const int nd = static_cast<int>(p.shape.size());
   const index_t n = p.shape[0], inner = volume / n;
   // Tiles of kWideTile lines where that leaves every thread several: a strided line's rows are
@@ -219,7 +220,7 @@ void first_pass(const L* src, T* out, const Plan& p, index_t volume,
     for (index_t t = begin; t < end; ++t) {
       const index_t item = t / tiles, j0 = (t % tiles) * width;
       if (skip && skip[item]) continue;
-      const index_t fg = p.classes ? item % p.classes : 1;
+      const index_t fg = p.classes ? item % p.classes : mask_fg;
       const L* s = src + (p.classes ? item / p.classes : item) * volume + j0;
       T* o = out + item * volume + j0;
       const index_t m = std::min(width, inner - j0);

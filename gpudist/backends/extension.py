@@ -105,10 +105,13 @@ if AVAILABLE:
     torch.library.register_fake("gpudist::feature_transform")(fake_features)
 
     @torch.library.register_fake("gpudist::distance_at")
-    def _distance_at_fake(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
-                          dtype: torch.dtype) -> torch.Tensor:
-        torch._check(query.shape == src.shape, lambda: "query must have the shape of src")
-        return src.new_empty((torch.library.get_ctx().new_dynamic_size(),), dtype=dtype)
+    def _distance_at_fake(sites: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
+                          dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        torch._check(query.shape == sites.shape, lambda: "query must have the shape of sites")
+        items = sites.shape[0]
+        width = torch.library.get_ctx().new_dynamic_size()
+        return (sites.new_empty((items, width), dtype=dtype),
+                sites.new_empty((items,), dtype=torch.int64))
 
     @torch.library.register_fake("gpudist::voxel_border")
     def _voxel_border_fake(mask: torch.Tensor, connectivity: int) -> torch.Tensor:
@@ -173,13 +176,15 @@ def feature_transform(src: torch.Tensor, spacing: Sequence[float],
     return torch.ops.gpudist.feature_transform.default(src, list(spacing), dtype)
 
 
-def distance_at(src: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
-                dtype: torch.dtype) -> torch.Tensor:
-    """edt(src, spacing)[query] for bool src and query (B, *spatial): 1-D, in row-major order;
-    +inf in items without background; spacing: ndim values, or B * ndim (a row per item). Its
-    work grows with the distances asked for rather than with the volume: for queries near the
-    background (surfaces)."""
-    return torch.ops.gpudist.distance_at.default(src, query, list(spacing), dtype)
+def distance_at(sites: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
+                dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """Distances from the query elements to the nearest site of their item, for bool sites and
+    query (B, *spatial): (dist (B, K) of dtype, count (B,) int64), row b holding item b's
+    count[b] distances in row-major order (edt(~sites, spacing)[query] of the item; +inf in an
+    item without sites), then +inf; spacing: ndim values, or B * ndim (a row per item). Its work
+    grows with the distances asked for rather than with the volume: for queries near the sites
+    (one surface measured to another)."""
+    return torch.ops.gpudist.distance_at.default(sites, query, list(spacing), dtype)
 
 
 def voxel_border(mask: torch.Tensor, connectivity: int) -> torch.Tensor:

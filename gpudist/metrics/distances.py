@@ -119,29 +119,31 @@ def _row_counts(mask: torch.Tensor) -> torch.Tensor:
     return flat.sum(1, dtype=torch.int64 if wide else torch.int32).long()
 
 
-def _rows(values: torch.Tensor, border: torch.Tensor, codes: torch.Tensor | None,
-          tables: torch.Tensor | None, count: torch.Tensor) -> Directed:
-    """Lays out the distances of the border elements per row in the padded layout.
-
-    values: (border.sum(),) the distances at border's elements in row-major order; border:
-    (N, *spatial), with `count` = _row_counts(border). Weights: 1 per element when codes is None,
-    else tables[n, codes[n, ...]] with codes (N, *spatial) uint8 and tables (N, n_codes) float64.
-    """
-    n = border.shape[0]
-    values = values.to(torch.float64)
-    if codes is None:  # unit weights: the rows' counts place every value
-        row = torch.repeat_interleave(torch.arange(n, device=border.device), count)
-        w = torch.ones_like(values)
-    else:
-        row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
-        w = tables[row, codes.reshape(n, -1)[row, flat].long()]
-    width = int(count.max()) if n else 0
+def _pad(values: torch.Tensor, count: torch.Tensor, fill: float = torch.inf) -> torch.Tensor:
+    """The padded layout (N, max count) of `values`, the rows' values one row after the other:
+    row n holds its count[n] values, then `fill`."""
+    n = count.shape[0]
+    row = torch.repeat_interleave(torch.arange(n, device=count.device), count)
     start = torch.cumsum(count, 0) - count
-    pos = torch.arange(values.shape[0], device=border.device) - start[row]
-    dist = values.new_full((n, width), torch.inf)
-    weight = values.new_zeros((n, width))
-    dist[row, pos] = values
-    weight[row, pos] = w
+    pos = torch.arange(values.shape[0], device=count.device) - start[row]
+    out = values.new_full((n, int(count.max()) if n else 0), fill)
+    out[row, pos] = values
+    return out
+
+
+def _rows(dist: torch.Tensor, count: torch.Tensor, border: torch.Tensor,
+          codes: torch.Tensor | None, tables: torch.Tensor | None) -> Directed:
+    """The distances of border's elements (dist (N, K), `count` per row, row-major within a row)
+    with their weights: 1 per element when codes is None, else tables[n, codes[n, ...]] with
+    codes (N, *spatial) uint8 and tables (N, n_codes) float64."""
+    dist = dist.to(torch.float64)
+    if codes is None:
+        k = torch.arange(dist.shape[1], device=dist.device)
+        weight = (k[None, :] < count[:, None]).to(torch.float64)
+    else:
+        n = border.shape[0]
+        row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
+        weight = _pad(tables[row, codes.reshape(n, -1)[row, flat].long()], count, 0.0)
     return Directed(dist, weight, count)
 
 
@@ -194,30 +196,24 @@ def _crop_each(pred: torch.Tensor, target: torch.Tensor
     return crop(pred), crop(target), pred_empty, target_empty
 
 
-def _distances_to_surfaces(sites: list[torch.Tensor], queries: list[torch.Tensor],
-                           spacing: torch.Tensor, dtype: torch.dtype,
-                           metric: str = "euclidean") -> torch.Tensor:
+def _distances_to_surface(sites: torch.Tensor, query: torch.Tensor, spacing: torch.Tensor,
+                          dtype: torch.dtype, metric: str) -> tuple[torch.Tensor, torch.Tensor]:
     """Distance from each query element to the nearest site (surface element) of its row, +inf
-    when the row has none, as a 1-D tensor in row-major order (that of `query.nonzero()`).
+    when the row has none: (dist (N, K) padded with +inf, count (N,) int64), row-major within
+    a row (the order of `query.nonzero()`).
 
-    sites, queries: pairs of tensors (N_i, *spatial) bool, stacked as rows; spacing:
-    (sum N_i, ndim) float64. Where the extension has `distance_at` for the device, it searches
-    outward from each query (its surface is close to the other one, so this is short);
-    otherwise, and for the metrics "taxicab" and "chessboard", a full `edt`, then read at the
-    queries. One call, whatever the rows' spacings.
+    sites, query: (N, *spatial) bool; spacing: (N, ndim) float64. Where the extension has
+    `distance_at` for the device, it searches outward from each query (its surface is close to
+    the other one, so this is short); otherwise, and for the metrics "taxicab" and
+    "chessboard", a full `edt` of ~sites, then read at the queries. One call, whatever the rows'
+    spacings.
     """
-    first = sites[0]
-    ndim = first.dim() - 1
-    seeds = first.new_empty((sum(len(b) for b in sites),) + tuple(first.shape[1:]))
-    at = 0
-    for b in sites:  # the transform's zeros are the surface elements
-        torch.logical_not(b, out=seeds[at:at + len(b)])
-        at += len(b)
-    query = torch.cat(queries) if len(queries) > 1 else queries[0]
-    if metric == "euclidean" and extension.has_kernel("gpudist::distance_at", seeds.device):
-        # A row per row of seeds (one row, for one seed row, is the shared spacing).
-        return extension.distance_at(seeds, query, spacing.reshape(-1).tolist(), dtype)
-    return edt(seeds, spacing, ndim=ndim, dtype=dtype, metric=metric)[query]
+    if metric == "euclidean" and extension.has_kernel("gpudist::distance_at", sites.device):
+        # A row per row of sites (one row, for one site row, is the shared spacing).
+        return extension.distance_at(sites, query, spacing.reshape(-1).tolist(), dtype)
+    values = edt(~sites, spacing, ndim=sites.dim() - 1, dtype=dtype, metric=metric)[query]
+    count = _row_counts(query)
+    return _pad(values, count), count
 
 
 @dataclass(frozen=True)
@@ -268,14 +264,8 @@ def pair_distances(pred: torch.Tensor, target: torch.Tensor, spacing: torch.Tens
         border_t = surfaces.surfel_border(code_t, ndim)
         unique, inverse = torch.unique(spacing, dim=0, return_inverse=True)
         tables = surfaces.element_size_table(unique)[inverse]  # (N, 2 ** 2 ** ndim)
-    count_p = _row_counts(border_p)
-    if symmetric:
-        both = _distances_to_surfaces([border_t, border_p], [border_p, border_t],
-                                      spacing.repeat(2, 1), dtype, metric)
-        split = int(count_p.sum())  # the pred rows' queries come first
-        return Distances(_rows(both[:split], border_p, code_p, tables, count_p),
-                         _rows(both[split:], border_t, code_t, tables, _row_counts(border_t)),
-                         pred_empty, target_empty)
-    to_target = _distances_to_surfaces([border_t], [border_p], spacing, dtype, metric)
-    return Distances(_rows(to_target, border_p, code_p, tables, count_p), None, pred_empty,
-                     target_empty)
+    to_target = _rows(*_distances_to_surface(border_t, border_p, spacing, dtype, metric),
+                      border_p, code_p, tables)
+    to_pred = (_rows(*_distances_to_surface(border_p, border_t, spacing, dtype, metric),
+                     border_t, code_t, tables) if symmetric else None)
+    return Distances(to_target, to_pred, pred_empty, target_empty)

@@ -22,9 +22,9 @@ Conventions:
   - "surfel" (DeepMind `surface-distance`, MONAI `SurfaceDiceMetric(use_subvoxels=True)`):
     surface elements on the voxel-corner grid, weighted by their contour length (2-D) or area
     (3-D), with DeepMind's neighbour-code tables. 2-D and 3-D only.
-- Distances: d_{A->B} = EDT(~border_B)[border_A], exact, from one batched call (`distance_at`
-  on the CPU, `gpudist.edt` elsewhere) over every (b, c) and both directions, a spacing per
-  batch item included, each item cropped to a window around its foreground first.
+- Distances: d_{A->B} = EDT(~border_B)[border_A], exact, from one batched call per direction
+  (`distance_at` on the CPU, `gpudist.edt` elsewhere) over every (b, c), a spacing per batch
+  item included, each item cropped to a window around its foreground first.
 - HD = max(max d_{P->T}, max d_{T->P}); `directed=True` uses d_{P->T} only (pred -> target).
 - Percentile HD (HDp, e.g. HD95), `percentile_mode`:
   - "per_direction" (default; MONAI, DeepMind): max(Q_p(d_{P->T}), Q_p(d_{T->P})).
