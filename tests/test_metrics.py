@@ -222,10 +222,11 @@ def test_surfel_per_item_spacing_equal_deepmind():
 
 @pytest.mark.parametrize("kernel", ["extension", "torch"])
 @pytest.mark.parametrize("shape", [(9,), (7, 9), (5, 6, 7), (3, 4, 3, 5), (1, 6), (2, 1, 5),
-                                   (4, 2, 3), (6, 0)])
+                                   (4, 2, 3), (6, 0), (5000,), (40, 150), (5, 37, 130)])
 def test_voxel_border_and_surfel_codes_equal_scipy(shape, kernel, monkeypatch):
     """Border voxels = mask XOR scipy's binary_erosion (border_value 0) for every connectivity,
-    from the extension's kernel and from the torch rule, on contiguous and strided masks;
+    from the extension's kernel and from the torch rule, on contiguous and strided masks (planes
+    and lines longer than the kernel's 4096-byte chunks too);
     surfel codes = DeepMind's correlate of the zero-padded mask with its kernel."""
     from scipy import ndimage
 

@@ -1,4 +1,4 @@
-// gpudist::voxel_border on the CPU: lines spread over at::parallel_for's threads, each line's
+// gpudist::voxel_border on the CPU: planes spread over at::parallel_for's threads, each plane's
 // voxels reading their neighbours through precomputed linear offsets, a neighbour at a time.
 #include <ATen/Parallel.h>
 #include <ATen/ATen.h>
@@ -52,36 +52,55 @@ at::Tensor voxel_border_cpu(const at::Tensor& mask_any, int64_t connectivity) {
       }
     }
   }
-  const index_t n = shape[nd - 1], lines = mask.size(0) * (volume / n);
+  // Planes of the last two axes (the whole line in 1-D), spread over the threads. A plane on
+  // the image's edge along an outer axis is all edge: border = mask. Inside one, the voxels
+  // from row 1, column 1 to row r - 2, column n - 2 form one contiguous span, done in chunks of
+  // kChunk bytes: b = AND of the neighbours, neighbour by neighbour over the chunk (bool bytes
+  // are 0 or 1; this vectorises), then b = m & !b; then the edge rows and columns are set to m.
+  constexpr index_t kChunk = 4096;
+  const index_t n = shape[nd - 1], r = nd > 1 ? shape[nd - 2] : 1, plane = r * n;
+  const index_t planes = mask.size(0) * (volume / plane);
   const auto* src = reinterpret_cast<const uint8_t*>(mask.const_data_ptr<bool>());
   auto* dst = reinterpret_cast<uint8_t*>(out.mutable_data_ptr<bool>());
-  at::parallel_for(0, lines, std::max<index_t>(1, 4096 / n), [&](index_t begin, index_t end) {
+  at::parallel_for(0, planes, std::max<index_t>(1, 4 * kChunk / plane), [&](index_t begin,
+                                                                          index_t end) {
     for (index_t l = begin; l < end; ++l) {
-      const uint8_t* m = src + l * n;
-      uint8_t* b = dst + l * n;
-      // A line on the image's edge along another axis: each of its mask voxels is on the edge.
-      bool edge = false;
-      for (index_t rest = l % (volume / n), a = nd - 2; a >= 0; --a) {
+      const uint8_t* m = src + l * plane;
+      uint8_t* b = dst + l * plane;
+      bool edge = n <= 2 || (nd > 1 && r <= 2);
+      for (index_t rest = l % (volume / plane), a = nd - 3; a >= 0; --a) {
         const index_t x = rest % shape[a];
         rest /= shape[a];
         edge |= x == 0 || x == shape[a] - 1;
       }
-      if (edge || n <= 2) {
-        for (index_t x = 0; x < n; ++x) b[x] = m[x];
+      if (edge) {
+        std::copy(m, m + plane, b);
         continue;
       }
-      // Interior: b = m & !(m & every neighbour), the AND taken neighbour by neighbour over the
-      // whole span into b (bool bytes are 0 or 1), which vectorises.
-      // (`last` is a local: a byte store could alias the captured n, which would be reloaded.)
-      const index_t last = n - 1;
-      for (index_t x = 1; x < last; ++x) b[x] = m[x];
-      for (const index_t d : delta) {
-        const uint8_t* neighbour = m + d;
-        for (index_t x = 1; x < last; ++x) b[x] &= neighbour[x];
+      const index_t first = nd > 1 ? n + 1 : 1, last = nd > 1 ? plane - n - 1 : n - 1;
+      for (index_t c0 = first; c0 < last; c0 += kChunk) {
+        const index_t len = std::min(kChunk, last - c0);
+        const uint8_t* mc = m + c0;
+        uint8_t* bc = b + c0;
+        const uint8_t* neighbour = mc + delta[0];
+        for (index_t x = 0; x < len; ++x) bc[x] = neighbour[x];
+        for (size_t k = 1; k < delta.size(); ++k) {
+          neighbour = mc + delta[k];
+          for (index_t x = 0; x < len; ++x) bc[x] &= neighbour[x];
+        }
+        for (index_t x = 0; x < len; ++x) bc[x] = mc[x] & (bc[x] ^ 1);
       }
-      for (index_t x = 1; x < last; ++x) b[x] = m[x] & (b[x] ^ 1);
-      b[0] = m[0];
-      b[n - 1] = m[n - 1];
+      if (nd == 1) {
+        b[0] = m[0];
+        b[n - 1] = m[n - 1];
+        continue;
+      }
+      std::copy(m, m + n, b);  // the edge rows, then the edge columns
+      std::copy(m + plane - n, m + plane, b + plane - n);
+      for (index_t row = n; row < plane - n; row += n) {
+        b[row] = m[row];
+        b[row + n - 1] = m[row + n - 1];
+      }
     }
   });
   return out;
