@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -140,7 +141,7 @@ std::tuple<at::Tensor, at::Tensor> distance_at(const uint8_t* sites, const uint8
   // Item r's distances into found[r], with c as the room for its first-pass counts: the first
   // pass and the searches run over every thread, or inline on this one when nested in the
   // parallel loop over items (at::parallel_for does not nest).
-  auto search_item = [&](index_t r, std::vector<C>& c) {
+  auto search_item = [&](index_t r, C* c) {
     const uint8_t* s = sites + r * volume;
     const uint8_t* q = query + r * volume;
     std::vector<index_t> list;  // the queries, in row-major order
@@ -151,8 +152,8 @@ std::tuple<at::Tensor, at::Tensor> distance_at(const uint8_t* sites, const uint8
     const Plan item = one_item(p, r);
     Plan counts = item;  // squared counts along axis 0; for nd == 1 (w = 1) the finished transform
     counts.w[0] = 1.0;
-    first_pass(s, c.data(), counts, volume, nullptr, /*mask_fg=*/0);  // the sites are true
-    const ItemSearch<T, C> search{item, stride, c.data()};
+    first_pass(s, c, counts, volume, nullptr, /*mask_fg=*/0);  // the sites are true
+    const ItemSearch<T, C> search{item, stride, c};
     std::atomic<index_t> reads{0};
     at::parallel_for(0, index_t(list.size()), 1024, [&](index_t begin, index_t end) {
       index_t mine = 0;
@@ -173,12 +174,12 @@ std::tuple<at::Tensor, at::Tensor> distance_at(const uint8_t* sites, const uint8
   };
   if (p.items >= at::get_num_threads()) {
     at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
-      std::vector<C> c(volume);
-      for (index_t r = begin; r < end; ++r) search_item(r, c);
+      const std::unique_ptr<C[]> c(new C[volume]);  // not zeroed: the first pass writes it all
+      for (index_t r = begin; r < end; ++r) search_item(r, c.get());
     });
   } else {
-    std::vector<C> c(volume);
-    for (index_t r = 0; r < p.items; ++r) search_item(r, c);
+    const std::unique_ptr<C[]> c(new C[volume]);
+    for (index_t r = 0; r < p.items; ++r) search_item(r, c.get());
   }
   index_t width = 0;
   at::Tensor count = at::empty({p.items}, options.dtype(at::kLong));
