@@ -128,7 +128,7 @@ def test_voxel_per_item_spacing_and_per_class_tolerance_equal_monai():
 
 
 @pytest.mark.parametrize("search", [True, False], ids=["distance_at", "full edt"])
-def test_distances_to_surfaces_equal_scipy_per_row(search, monkeypatch):
+def test_distances_to_surface_equal_scipy_per_row(search, monkeypatch):
     """Each row's distances in row-major order, padded with +inf, with spacings interleaved
     across rows, a row without sites and a row without queries."""
     from scipy import ndimage
@@ -158,7 +158,7 @@ def test_distances_to_surfaces_equal_scipy_per_row(search, monkeypatch):
 @pytest.mark.parametrize("surface", ["voxel", "surfel"])
 def test_search_and_full_transform_paths_agree(surface, monkeypatch):
     """The CPU's distance_at search and the full-EDT path (CUDA, or no extension) give the same
-    metrics, with one spacing and with a spacing per item (the values regrouped per spacing)."""
+    metrics, with one spacing and with a spacing per item."""
     if not extension.has_kernel("gpudist::distance_at", "cpu"):
         pytest.skip("the extension is not built")
     pred, target = _pair_batch(4, (21, 18, 9), batch=3)
@@ -222,7 +222,9 @@ def test_surfel_per_item_spacing_equal_deepmind():
 
 @pytest.mark.parametrize("kernel", ["extension", "torch"])
 @pytest.mark.parametrize("shape", [(9,), (7, 9), (5, 6, 7), (3, 4, 3, 5), (1, 6), (2, 1, 5),
-                                   (4, 2, 3), (6, 0), (5000,), (40, 150), (5, 37, 130)])
+                                   (4, 2, 3), (6, 0), (1,), (2,), (3,), (3, 3), (3, 3, 3),
+                                   (5000,), (40, 150), (5, 37, 130), (3, 3, 40, 130),
+                                   (7, 5000)])
 def test_voxel_border_and_surfel_codes_equal_scipy(shape, kernel, monkeypatch):
     """Border voxels = mask XOR scipy's binary_erosion (border_value 0) for every connectivity,
     from the extension's kernel and from the torch rule, on contiguous and strided masks (planes
