@@ -10,10 +10,9 @@
 
 #include <ATen/ATen.h>
 
-#include <tuple>
-
 #include <optional>
 #include <string>
+#include <tuple>
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define GPUDIST_AVX2_COPY 1  // cpu_avx2.cpp builds the AVX2 + FMA set

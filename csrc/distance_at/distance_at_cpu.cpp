@@ -165,11 +165,8 @@ std::tuple<at::Tensor, at::Tensor> distance_at(const uint8_t* sites, const uint8
       reads += mine;
     });
     if (reads <= budget) return;
-    // Far queries: the full transform of the complement (foreground = not a site) is cheaper.
-    std::vector<uint8_t> others(volume);
-    for (index_t e = 0; e < volume; ++e) others[e] = s[e] ^ 1;
-    std::vector<T> full(volume);
-    run_passes(others.data(), full.data(), item);
+    std::vector<T> full(volume);  // far queries: the full transform is cheaper
+    run_passes(s, full.data(), item, /*mask_fg=*/0);
     for (size_t i = 0; i < list.size(); ++i) found[r][i] = full[list[i]];
   };
   if (p.items >= at::get_num_threads()) {
@@ -209,7 +206,7 @@ std::tuple<at::Tensor, at::Tensor> distance_at_cpu(const at::Tensor& sites_any,
                         query_any.device() == sites_any.device(),
                     "gpudist: query must have the shape and device of sites");
   const at::Tensor sites = sites_any.contiguous(), query = query_any.contiguous();
-  const Plan plan = make_plan(sites, 0, spacing, "edt", false, dtype, std::nullopt);
+  const Plan plan = make_plan(sites, 0, spacing, "edt", false, dtype, std::nullopt, "sites");
   const at::TensorOptions options = sites.options().dtype(dtype);
   if (sites.numel() == 0)
     return {at::empty({plan.items, 0}, options), at::zeros({plan.items}, options.dtype(at::kLong))};

@@ -346,16 +346,16 @@ void last_envelope_pass(T* out, const Plan& p, index_t volume, const char* skip)
 // The transform of every item of src into out. Items of a single class (single_class(): no
 // boundary, nothing to measure; all foreground with black_border excepted) get their one value
 // at once, the finalized stored value of their elements after the passes (foreground -inf,
-// background +inf two-sided, +0 one-sided), and skip the passes.
+// background +inf two-sided, +0 one-sided), and skip the passes. mask_fg: as first_pass()'s.
 template <typename T, typename L>
-void run_passes(const L* src, T* out, const Plan& p) {
+void run_passes(const L* src, T* out, const Plan& p, index_t mask_fg = 1) {
   const int nd = static_cast<int>(p.shape.size());
   index_t volume = 1;
   for (index_t s : p.shape) volume *= s;
   std::vector<char> skip(p.items, 0);
   at::parallel_for(0, p.items, 1, [&](index_t begin, index_t end) {
     for (index_t item = begin; item < end; ++item) {
-      const index_t fg = p.classes ? item % p.classes : 1;
+      const index_t fg = p.classes ? item % p.classes : mask_fg;
       const L* s = src + (p.classes ? item / p.classes : item) * volume;
       bool inside = false;
       if (!single_class(s, volume, fg, inside) || (inside && p.black_border)) continue;
@@ -365,7 +365,7 @@ void run_passes(const L* src, T* out, const Plan& p) {
       skip[item] = 1;
     }
   });
-  first_pass(src, out, p, volume, skip.data());
+  first_pass(src, out, p, volume, skip.data(), mask_fg);
   for (int a = 1; a + 1 < nd; ++a) strided_envelope_pass(out, p, a, skip.data());
   if (nd > 1) last_envelope_pass(out, p, volume, skip.data());
 }

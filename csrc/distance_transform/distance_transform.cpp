@@ -66,20 +66,21 @@ std::pair<double, double> check_spacing_row(at::ArrayRef<double> spacing, at::Sc
 
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
                const std::string& convention, bool black_border, at::ScalarType dtype,
-               std::optional<double> max_distance) {
+               std::optional<double> max_distance, const char* src_name) {
   const int64_t values = static_cast<int64_t>(spacing.size());
   TORCH_CHECK_VALUE(values >= 1, "gpudist: spacing must have one value per spatial axis (>= 1)");
   const bool rows_per_item = spacing_per_item(src, values);
   const int64_t nd = rows_per_item ? src.dim() - 1 : values;
-  TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: src must be (batch, *spatial) with ", nd,
-                    " spatial dims, got ", src.dim(),
+  TORCH_CHECK_VALUE(src.dim() == nd + 1, "gpudist: ", src_name,
+                    " must be (batch, *spatial) with ", nd, " spatial dims, got ", src.dim(),
                     " dims (or one row of spacing per batch item: B * ndim values)");
   TORCH_CHECK_VALUE(dtype == at::kFloat || dtype == at::kDouble,
                     "gpudist: dtype must be float32 or float64");
   TORCH_CHECK_VALUE(num_classes >= 0, "gpudist: num_classes must be >= 0");
   const auto st = src.scalar_type();
   if (num_classes == 0) {
-    TORCH_CHECK_VALUE(st == at::kBool, "gpudist: a mask src must be bool, got ", dtype_name(st));
+    TORCH_CHECK_VALUE(st == at::kBool, "gpudist: a mask ", src_name, " must be bool, got ",
+                      dtype_name(st));
   } else {
     TORCH_CHECK_VALUE(st == at::kByte || st == at::kInt || st == at::kLong,
                       "gpudist: labels must be uint8, int32 or int64, got ", dtype_name(st));

@@ -72,11 +72,11 @@ inline bool spacing_per_item(const at::Tensor& src, int64_t values) {
   return src.dim() >= 2 && src.size(0) > 1 && values == src.size(0) * (src.dim() - 1);
 }
 
-// Checks every argument (TORCH_CHECK_VALUE, messages naming the argument) and derives the plan.
-// spacing: nd values, or B rows of nd values, row-major (B = src.size(0) > 1).
+// Checks every argument (TORCH_CHECK_VALUE, messages naming the argument, src as src_name) and
+// derives the plan. spacing: nd values, or B rows of nd values, row-major (B = src.size(0) > 1).
 Plan make_plan(const at::Tensor& src, int64_t num_classes, at::ArrayRef<double> spacing,
                const std::string& convention, bool black_border, at::ScalarType dtype,
-               std::optional<double> max_distance);
+               std::optional<double> max_distance, const char* src_name = "src");
 
 // Calls fn(pointer) with src's data as the kernels read it: bool masks and uint8 labels as
 // const uint8_t*, int32 labels as const int32_t*, int64 labels as const long long* (the

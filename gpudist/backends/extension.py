@@ -107,6 +107,7 @@ if AVAILABLE:
     @torch.library.register_fake("gpudist::distance_at")
     def _distance_at_fake(sites: torch.Tensor, query: torch.Tensor, spacing: Sequence[float],
                           dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        torch._check(sites.dim() >= 2, lambda: "sites must be (batch, *spatial)")
         torch._check(query.shape == sites.shape, lambda: "query must have the shape of sites")
         items = sites.shape[0]
         width = torch.library.get_ctx().new_dynamic_size()
