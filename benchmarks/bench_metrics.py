@@ -1,6 +1,6 @@
 """HD95 + ASSD + NSD of a (2, 3, 128, 128, 128) batch: gpudist.metrics vs MONAI, same run.
 
-gpudist computes the three metrics from one batched distance computation
+gpudist computes the three metrics from one batched distance computation per direction
 (`surface_metrics(..., metrics=("hd95", "assd", "nsd"))`); MONAI needs its three metric classes
 (HausdorffDistanceMetric(percentile=95), SurfaceDistanceMetric(symmetric=True),
 SurfaceDiceMetric), each looping over (b, c) in Python. On CPU MONAI >= 1.6 uses a KDTree over

@@ -119,14 +119,15 @@ def _row_counts(mask: torch.Tensor) -> torch.Tensor:
     return flat.sum(1, dtype=torch.int64 if wide else torch.int32).long()
 
 
-def _pad(values: torch.Tensor, count: torch.Tensor, fill: float = torch.inf) -> torch.Tensor:
-    """The padded layout (N, max count) of `values`, the rows' values one row after the other:
-    row n holds its count[n] values, then `fill`."""
+def _pad(values: torch.Tensor, count: torch.Tensor, width: int,
+         fill: float = torch.inf) -> torch.Tensor:
+    """The padded layout (N, width) of `values`, the rows' values one row after the other: row n
+    holds its count[n] values, then `fill` (width >= count.max())."""
     n = count.shape[0]
     row = torch.repeat_interleave(torch.arange(n, device=count.device), count)
     start = torch.cumsum(count, 0) - count
     pos = torch.arange(values.shape[0], device=count.device) - start[row]
-    out = values.new_full((n, int(count.max()) if n else 0), fill)
+    out = values.new_full((n, width), fill)
     out[row, pos] = values
     return out
 
@@ -143,7 +144,8 @@ def _rows(dist: torch.Tensor, count: torch.Tensor, border: torch.Tensor,
     else:
         n = border.shape[0]
         row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
-        weight = _pad(tables[row, codes.reshape(n, -1)[row, flat].long()], count, 0.0)
+        weight = _pad(tables[row, codes.reshape(n, -1)[row, flat].long()], count, dist.shape[1],
+                      0.0)
     return Directed(dist, weight, count)
 
 
@@ -213,7 +215,7 @@ def _distances_to_surface(sites: torch.Tensor, query: torch.Tensor, spacing: tor
         return extension.distance_at(sites, query, spacing.reshape(-1).tolist(), dtype)
     values = edt(~sites, spacing, ndim=sites.dim() - 1, dtype=dtype, metric=metric)[query]
     count = _row_counts(query)
-    return _pad(values, count), count
+    return _pad(values, count, int(count.max()) if len(count) else 0), count
 
 
 @dataclass(frozen=True)
