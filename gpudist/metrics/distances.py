@@ -16,6 +16,12 @@ from ..distance import edt
 from . import surfaces
 
 
+def _real_entries(count: torch.Tensor, width: int) -> torch.Tensor:
+    """(N, width) bool: True on the first count[n] entries of row n (the padded layout's)."""
+    k = torch.arange(width, device=count.device)
+    return k[None, :] < count[:, None]
+
+
 @dataclass(frozen=True)
 class Directed:
     """Distances from the surface elements of one mask to the surface of the other.
@@ -32,8 +38,7 @@ class Directed:
 
     def valid(self) -> torch.Tensor:
         """(N, K) bool: True on a row's real entries."""
-        k = torch.arange(self.dist.shape[1], device=self.dist.device)
-        return k[None, :] < self.count[:, None]
+        return _real_entries(self.count, self.dist.shape[1])
 
     def sorted(self) -> Directed:
         """The same rows, each sorted by distance (padding stays last: it is +inf)."""
@@ -139,8 +144,7 @@ def _rows(dist: torch.Tensor, count: torch.Tensor, border: torch.Tensor,
     codes (N, *spatial) uint8 and tables (N, n_codes) float64."""
     dist = dist.to(torch.float64)
     if codes is None:
-        k = torch.arange(dist.shape[1], device=dist.device)
-        weight = (k[None, :] < count[:, None]).to(torch.float64)
+        weight = _real_entries(count, dist.shape[1]).to(torch.float64)
     else:
         n = border.shape[0]
         row, flat = border.reshape(n, -1).nonzero(as_tuple=True)  # row-major: grouped by row
